@@ -1,0 +1,5 @@
+import type { Command } from "../command.ts";
+import { version } from "./version.ts";
+
+/** Every CLI command, in the order `ambient help` lists them. */
+export const commands: readonly Command[] = [version];
