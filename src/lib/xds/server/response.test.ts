@@ -43,6 +43,33 @@ describe("encodeDeltaResponse", () => {
     );
   });
 
+  it("handles multi-byte lengths and UTF-8 names", () => {
+    const big = storeResource(URL, {
+      name: "bïg/ñame",
+      version: "1",
+      resource: new Uint8Array(70_000).fill(7),
+    });
+    const bytes = encodeDeltaResponse({
+      typeUrl: URL,
+      nonce: "ñ",
+      resources: [big, big],
+      removed: ["ünïcode/x"],
+    });
+    const res = fromBinary(DeltaDiscoveryResponseSchema, bytes);
+    assert.equal(
+      bytes.byteLength,
+      2 * (1 + 3 + big.encoded.byteLength) + (2 + URL.length) + 4 + 13,
+    );
+    assert.deepEqual(
+      res.resources.map((r) => [r.name, r.resource?.value.byteLength]),
+      [
+        ["bïg/ñame", 70_000],
+        ["bïg/ñame", 70_000],
+      ],
+    );
+    assert.deepEqual([res.nonce, res.removedResources], ["ñ", ["ünïcode/x"]]);
+  });
+
   it("encodes an empty response (a first answer with nothing to send)", () => {
     const res = fromBinary(
       DeltaDiscoveryResponseSchema,

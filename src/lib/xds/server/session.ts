@@ -77,6 +77,8 @@ export interface SessionDebug {
   readonly rejected: Readonly<Record<string, RejectedResource>>;
   /** Names waiting to be (re)evaluated and sent. */
   readonly pending: number;
+  /** Every resource is due for re-evaluation (first request, wildcard change, resync). */
+  readonly fullScan: boolean;
   readonly responses: number;
   readonly acks: number;
   readonly nacks: number;
@@ -95,7 +97,13 @@ export class TypeSession<M = unknown> {
   readonly #answers = new Set<string>();
   readonly #rejected = new Map<string, RejectedResource>();
   #mustRespond = true;
-  #inFlight: { nonce: string; since: number; names: readonly string[] } | undefined;
+  /**
+   * Every resource (and every held name) must be re-evaluated: a first request, a wildcard
+   * toggle, a resync. Kept as a flag rather than as dirty entries, so a first sync of N
+   * resources does not first copy N names into the dirty set.
+   */
+  #fullScan = false;
+  #inFlight: { nonce: string; since: number; resources: readonly StoredResource<M>[] } | undefined;
   #lastAck: { nonce: string; at: number } | undefined;
   #lastNack: { nonce: string; at: number; message: string } | undefined;
   #responses = 0;
@@ -139,7 +147,7 @@ export class TypeSession<M = unknown> {
   get ready(): boolean {
     return (
       this.#inFlight === undefined &&
-      (this.#mustRespond || this.#dirty.size > 0 || this.#answers.size > 0)
+      (this.#mustRespond || this.#fullScan || this.#dirty.size > 0 || this.#answers.size > 0)
     );
   }
 
@@ -156,7 +164,9 @@ export class TypeSession<M = unknown> {
       const inFlight = this.#inFlight;
       const current = inFlight !== undefined && inFlight.nonce === nonce;
       if (req.errorDetail !== undefined) {
-        const candidates = new Set(current ? inFlight.names : this.#clientHas.keys());
+        const candidates = new Set(
+          current ? inFlight.resources.map((r) => r.name) : this.#clientHas.keys(),
+        );
         const message = req.errorDetail.message;
         const rejected = parseRejections(message, candidates);
         for (const r of rejected) {
@@ -171,7 +181,9 @@ export class TypeSession<M = unknown> {
         outcome = { kind: "nack", nonce, message, rejected, stale: !current };
       } else if (current) {
         // Accepted: a new version of a previously rejected resource clears the rejection.
-        for (const n of inFlight.names) this.#rejected.delete(n);
+        if (this.#rejected.size > 0) {
+          for (const r of inFlight.resources) this.#rejected.delete(r.name);
+        }
         this.#lastAck = { nonce, at: now };
         this.#acks += 1;
         outcome = { kind: "ack", nonce };
@@ -231,37 +243,61 @@ export class TypeSession<M = unknown> {
     const provider = this.#provider;
     const resources: StoredResource<M>[] = [];
     const removed: string[] = [];
-    const included = new Set<string>();
-    const removedSet = new Set<string>();
     let oldest: number | undefined;
-    const older = (t: number | undefined) => {
-      if (t !== undefined && (oldest === undefined || t < oldest)) oldest = t;
-    };
 
+    if (this.#fullScan) {
+      this.#fullScan = false;
+      for (const name of provider.names()) this.#evaluate(name, resources, removed);
+      // Held names the provider no longer has.
+      for (const name of this.#clientHas.keys()) {
+        if (provider.get(name) === undefined) this.#evaluate(name, resources, removed);
+      }
+    }
     for (const [name, since] of this.#dirty) {
-      const r = provider.get(name);
-      if (r !== undefined && this.#view(r)) {
-        if (this.#clientHas.get(name) !== r.version) {
-          resources.push(r);
-          included.add(name);
-          this.#clientHas.set(name, r.version);
-          older(since);
-        }
-      } else if (this.#clientHas.delete(name)) {
-        this.#rejected.delete(name);
-        removed.push(name);
-        removedSet.add(name);
-        older(since);
+      if (this.#evaluate(name, resources, removed) && since !== undefined) {
+        if (oldest === undefined || since < oldest) oldest = since;
       }
     }
     this.#dirty.clear();
 
-    // Explicit requests are answered even when the client already holds the version: the
-    // client is waiting for the name to appear. What resolves to nothing is answered as removed.
+    if (this.#answers.size > 0) this.#answer(resources, removed);
+
+    if (resources.length === 0 && removed.length === 0 && !this.#mustRespond) return undefined;
+    this.#mustRespond = false;
+    this.#inFlight = { nonce, since: now, resources };
+    this.#responses += 1;
+    return { resources, removed, oldestChange: oldest };
+  }
+
+  /**
+   * Brings one name up to date in the plan: sent if in view at a version the client lacks,
+   * removed if the client holds it and it left the view. Returns whether it was planned.
+   */
+  #evaluate(name: string, resources: StoredResource<M>[], removed: string[]): boolean {
+    const r = this.#provider.get(name);
+    if (r !== undefined && this.#view(r)) {
+      if (this.#clientHas.get(name) === r.version) return false;
+      resources.push(r);
+      this.#clientHas.set(name, r.version);
+      return true;
+    }
+    if (!this.#clientHas.delete(name)) return false;
+    this.#rejected.delete(name);
+    removed.push(name);
+    return true;
+  }
+
+  /**
+   * Explicit requests are answered even when the client already holds the version: the
+   * client is waiting for the name to appear. What resolves to nothing is answered as removed.
+   */
+  #answer(resources: StoredResource<M>[], removed: string[]): void {
+    const included = new Set(resources.map((r) => r.name));
+    const removedSet = new Set(removed);
     for (const s of this.#answers) {
       let found = false;
       for (const n of this.#resolve(s)) {
-        const r = provider.get(n);
+        const r = this.#provider.get(n);
         if (r === undefined || !this.#view(r)) continue;
         found = true;
         if (!included.has(n)) {
@@ -277,12 +313,6 @@ export class TypeSession<M = unknown> {
       }
     }
     this.#answers.clear();
-
-    if (resources.length === 0 && removed.length === 0 && !this.#mustRespond) return undefined;
-    this.#mustRespond = false;
-    this.#inFlight = { nonce, since: now, names: [...included] };
-    this.#responses += 1;
-    return { resources, removed, oldestChange: oldest };
   }
 
   debug(includeVersions: boolean): SessionDebug {
@@ -300,6 +330,7 @@ export class TypeSession<M = unknown> {
       lastNack: this.#lastNack,
       rejected: Object.fromEntries(this.#rejected),
       pending: this.pending,
+      fullScan: this.#fullScan,
       responses: this.#responses,
       acks: this.#acks,
       nacks: this.#nacks,
@@ -338,8 +369,7 @@ export class TypeSession<M = unknown> {
   }
 
   #markAll(): void {
-    for (const n of this.#provider.names()) this.#mark(n, undefined);
-    for (const n of this.#clientHas.keys()) this.#mark(n, undefined);
+    this.#fullScan = true;
   }
 
   /** A subscription key was added or dropped: what it resolves to, and their dependents. */
