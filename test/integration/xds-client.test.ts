@@ -430,6 +430,47 @@ describe("XdsClient: connection lifecycle", () => {
     );
   });
 
+  it("backs off across failing streams, and starts over after a stream that worked", async () => {
+    // Streams 1 and 4 answer, are ACKed, then fail; 2 and 3 fail at once; 5 is kept.
+    let streams = 0;
+    const grpc = createGrpcServer();
+    cleanups.push(() => grpc.forceShutdown());
+    addService(grpc, AggregatedDiscoveryService, {
+      deltaAggregatedResources(call) {
+        streams += 1;
+        const n = streams;
+        call.on("data", (req: DeltaDiscoveryRequest) => {
+          const healthy = n === 1 || n === 4;
+          if (healthy && req.responseNonce === "") {
+            call.write({ typeUrl: ADDRESS_TYPE_URL, nonce: `r${n}` });
+          } else if (healthy) {
+            call.emit("error", { code: status.INTERNAL, details: `boom ${n} after ack` });
+          } else if (n <= 3) call.emit("error", { code: status.INTERNAL, details: `boom ${n}` });
+        });
+        call.on("end", () => call.end());
+      },
+    });
+    const port = await bind(grpc, 0, await serverTls());
+    const terminations: TerminationEvent[] = [];
+    const c = client(port, {
+      handlers: [addressHandler().handler],
+      tls: await tlsOptions(),
+      backoff: { jitter: 0, initialMs: 10, maxMs: 1000 },
+      observer: { terminated: (e) => terminations.push(e) },
+    });
+    c.start();
+    await until(() => terminations.length >= 4 && streams >= 5, "four failed streams and a fifth");
+    assert.deepEqual(
+      terminations.slice(0, 4).map((t) => [t.reason, t.details, t.retryInMs]),
+      [
+        ["Error", "boom 1 after ack", 10],
+        ["Error", "boom 2", 20],
+        ["Error", "boom 3", 40],
+        ["Error", "boom 4 after ack", 10],
+      ],
+    );
+  });
+
   it("refuses a server certificate that names neither the host nor ALT_XDS_HOSTNAME", async () => {
     const s = await server();
     const terminations: TerminationEvent[] = [];

@@ -101,7 +101,7 @@ export async function startServer<C = string, M = unknown>(
   if (options.configure !== undefined) options.configure(xds);
   else xds.registerType({ typeUrl: ADDRESS_TYPE_URL, schema: AddressSchema });
   const grpc = createGrpcServer();
-  xds.register(grpc);
+  xds.attach(grpc);
   const port = await bind(grpc, options.port ?? 0, tls);
   return {
     xds,

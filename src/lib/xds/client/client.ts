@@ -86,6 +86,8 @@ export class XdsClient {
   #call: Call | undefined;
   #channel: Client | undefined;
   #retryTimer: unknown;
+  /** The current stream has ACKed a response. */
+  #streamAcked = false;
 
   constructor(options: XdsClientOptions) {
     const target = parseXdsAddress(options.address);
@@ -251,6 +253,7 @@ export class XdsClient {
     );
     this.#channel = channel;
     this.#call = call;
+    this.#streamAcked = false;
     let established = false;
     call.on("metadata", () => {
       established = true;
@@ -338,9 +341,10 @@ export class XdsClient {
       this.#notify("nacked", { typeUrl, nonce: res.nonce, message, rejected: result.rejected });
     } else {
       this.#notify("acked", { typeUrl, nonce: res.nonce });
-      if (!st.acked) {
-        st.markAcked();
-        // The stream works: later failures start the backoff over.
+      st.markAcked();
+      if (!this.#streamAcked) {
+        // This stream works: a later failure starts the backoff over.
+        this.#streamAcked = true;
         this.#backoff.reset();
       }
     }

@@ -9,7 +9,7 @@
  *
  *   const xds = new XdsServer({ authenticate: async (ctx) => ok(callerFrom(ctx)) });
  *   xds.registerType({ typeUrl: ADDRESS_TYPE_URL, schema: AddressSchema });
- *   xds.register(grpcServer);                       // a createGrpcServer() server
+ *   xds.attach(grpcServer);                         // a createGrpcServer() server
  *   xds.upsert(ADDRESS_TYPE_URL, [{ name, resource: address, aliases: ["/198.18.1.5"] }]);
  */
 import { randomBytes } from "node:crypto";
@@ -152,7 +152,7 @@ export class XdsServer<C = unknown, M = unknown> {
   }
 
   /** Adds DeltaAggregatedResources to a grpc-js server (best made by createGrpcServer). */
-  register(server: Server): void {
+  attach(server: Server): void {
     server.addService(
       { deltaAggregatedResources: deltaMethodDefinition() },
       { deltaAggregatedResources: this.handler },
