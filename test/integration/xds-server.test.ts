@@ -383,6 +383,38 @@ describe("xDS server: refusing streams", () => {
     assert.match(st2.details, /must carry node\.id/);
   });
 
+  it("a throwing select hook ends only that proxy's stream, with INTERNAL", async () => {
+    const s = await server({
+      configure: (xds) =>
+        xds.registerType({
+          typeUrl: ADDRESS_TYPE_URL,
+          select: (_r, c) => {
+            if (c.proxy.nodeName === "node-bug") throw new Error("view index missing node-bug");
+            return true;
+          },
+        }),
+    });
+    s.xds.upsert(ADDRESS_TYPE_URL, [service("a", "1")]);
+    const buggy = stream(s);
+    buggy.send({
+      typeUrl: ADDRESS_TYPE_URL,
+      node: {
+        id: "ztunnel~198.18.0.8~z.istio-system~istio-system.svc.cluster.local",
+        metadata: { NODE_NAME: "node-bug" },
+      },
+    });
+    const fine = stream(s);
+    fine.subscribe();
+    const st = await buggy.status;
+    assert.equal(st.code, status.INTERNAL);
+    assert.equal(
+      st.details,
+      "control plane error while handling a request: view index missing node-bug",
+    );
+    assert.deepEqual(summary(await fine.next()), { resources: ["ns/a@1"], removed: [] });
+    assert.ok(s.lines.some((l) => l.includes("view index missing node-bug")));
+  });
+
   it("malformed request bytes end that stream with INTERNAL; the server keeps serving", async () => {
     const s = await server();
     s.xds.upsert(ADDRESS_TYPE_URL, [service("a", "1")]);

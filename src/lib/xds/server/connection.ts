@@ -109,7 +109,7 @@ export class XdsConnection<C = unknown, M = unknown> {
     );
     call.on("drain", () => {
       this.#blocked = false;
-      this.#pumpAll();
+      this.#safely("writing responses", () => this.#pumpAll());
     });
     let auth: ReturnType<Authenticate<C>>;
     try {
@@ -132,7 +132,9 @@ export class XdsConnection<C = unknown, M = unknown> {
         }
         this.#caller = result.value;
         this.#authenticated = true;
-        call.on("data", (req: DeltaDiscoveryRequest | RequestDecodeFailure) => this.#onData(req));
+        call.on("data", (req: DeltaDiscoveryRequest | RequestDecodeFailure) =>
+          this.#safely("handling a request", () => this.#onData(req)),
+        );
         call.on("end", () => this.#end("OK", "client closed the stream"));
       },
       (err: unknown) => {
@@ -148,15 +150,19 @@ export class XdsConnection<C = unknown, M = unknown> {
   onChanged(typeUrl: string, candidates: Iterable<string>, since: number): void {
     const s = this.#sessions.get(typeUrl);
     if (s === undefined || this.#closed) return;
-    if (s.onChanged(candidates, since)) this.#pump(s);
+    this.#safely("pushing changes", () => {
+      if (s.onChanged(candidates, since)) this.#pump(s);
+    });
   }
 
   resync(typeUrl: string | undefined): void {
-    for (const s of this.#sessions.values()) {
-      if (typeUrl !== undefined && s.typeUrl !== typeUrl) continue;
-      s.resync();
-      this.#pump(s);
-    }
+    this.#safely("resyncing", () => {
+      for (const s of this.#sessions.values()) {
+        if (typeUrl !== undefined && s.typeUrl !== typeUrl) continue;
+        s.resync();
+        this.#pump(s);
+      }
+    });
   }
 
   /** Ends the stream with a status (OK for an orderly close). */
@@ -172,6 +178,24 @@ export class XdsConnection<C = unknown, M = unknown> {
       proxy: this.#proxy,
       types: [...this.#sessions.values()].map((s) => s.debug(includeVersions)),
     };
+  }
+
+  /**
+   * Runs application hooks (select, providers) for this stream: a throw ends only this stream,
+   * with INTERNAL, and is logged; other streams and the process carry on.
+   */
+  #safely(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.#log.error("xDS stream failed on a control plane error", {
+        node: this.#proxy?.id,
+        while: what,
+        error: message,
+      });
+      this.#end("INTERNAL", `control plane error while ${what}: ${message}`);
+    }
   }
 
   #onData(req: DeltaDiscoveryRequest | RequestDecodeFailure): void {
