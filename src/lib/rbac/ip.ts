@@ -25,18 +25,28 @@ export interface Cidr {
 }
 
 function parseIpv4Into(s: string, out: Uint8Array, offset: number): boolean {
-  const parts = s.split(".");
-  if (parts.length !== 4) return false;
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i] as string;
-    // No empty parts, no signs, no leading zeros (which some parsers read as octal).
-    if (p.length === 0 || p.length > 3 || !/^[0-9]+$/.test(p)) return false;
-    if (p.length > 1 && p.startsWith("0")) return false;
-    const n = Number(p);
-    if (n > 255) return false;
-    out[offset + i] = n;
+  // Hand-rolled (no split/regex): this runs for every connection's addresses.
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i === s.length ? 46 /* '.' */ : s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 3) return false;
+      out[offset + part] = value;
+      part++;
+      value = 0;
+      digits = 0;
+      continue;
+    }
+    if (c < 48 || c > 57) return false;
+    // No leading zeros (some parsers read them as octal).
+    if (digits === 1 && value === 0) return false;
+    value = value * 10 + (c - 48);
+    digits++;
+    if (value > 255) return false;
   }
-  return true;
+  return part === 4;
 }
 
 function parseIpv6(s: string): Uint8Array | undefined {
@@ -145,11 +155,17 @@ export function formatIp(bytes: Uint8Array): string | undefined {
  * plain IPv4, like ztunnel's `to_canonical`. Undefined when `s` is not an IP address.
  */
 export function canonicalIp(s: string): string | undefined {
+  if (!s.includes(":")) {
+    // The strict IPv4 parser accepts canonical text only, so the input is already canonical.
+    return parseIpv4Into(s, scratch4, 0) ? s : undefined;
+  }
   const p = parseIp(s);
   if (p === undefined) return undefined;
   if (p.family === 6 && isV4Mapped(p.bytes)) return formatIp(p.bytes.subarray(12));
   return formatIp(p.bytes);
 }
+
+const scratch4 = new Uint8Array(4);
 
 export function ipFamilyOf(ip: string): IpFamily | undefined {
   return parseIp(ip)?.family;
@@ -157,10 +173,10 @@ export function ipFamilyOf(ip: string): IpFamily | undefined {
 
 /** True for 127.0.0.0/8 and ::1 (and IPv4-mapped loopback). */
 export function isLoopback(ip: string): boolean {
+  if (!ip.includes(":")) return ip.startsWith("127.") && parseIpv4Into(ip, scratch4, 0);
   const p = parseIp(ip);
   if (p === undefined) return false;
   const b = p.bytes;
-  if (p.family === 4) return b[0] === 127;
   if (isV4Mapped(b)) return b[12] === 127;
   for (let i = 0; i < 15; i++) if (b[i] !== 0) return false;
   return b[15] === 1;

@@ -161,8 +161,16 @@ export function networkAddressKey(network: string, ip: string): string {
   return `${network}/${ip}`;
 }
 
+const descriptions = new WeakMap<Service, ServiceDescription>();
+
+/** The telemetry description of a service (one shared object per service). */
 export function describeService(s: Service): ServiceDescription {
-  return { hostname: s.hostname, name: s.name, namespace: s.namespace };
+  let d = descriptions.get(s);
+  if (d === undefined) {
+    d = Object.freeze({ hostname: s.hostname, name: s.name, namespace: s.namespace });
+    descriptions.set(s, d);
+  }
+  return d;
 }
 
 /** Whether the service may be used by a client in `namespace` (undefined = any client). */

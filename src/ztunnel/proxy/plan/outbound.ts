@@ -11,7 +11,7 @@
  * (8) HBONE to `ip:15008` or plain TCP.
  */
 import type { Identity } from "../../../lib/identity/index.ts";
-import { identityKey } from "../../../lib/identity/index.ts";
+import { identitiesEqual } from "../../../lib/identity/index.ts";
 import { canonicalIp, formatSocketAddr, isLoopback } from "../../../lib/rbac/index.ts";
 import type {
   GatewayAddress,
@@ -136,15 +136,11 @@ function refused(code: OutboundRefusalCode, message: string, service?: Service):
 
 /** Service SANs (that are SPIFFE ids) plus the workload's identity, without duplicates. */
 function expectedIdentities(u: Upstream): Identity[] {
-  const out: Identity[] = [];
-  const seen = new Set<string>();
-  for (const id of [...(u.service?.sanIdentities ?? []), u.workload.identity]) {
-    const k = identityKey(id);
-    if (!seen.has(k)) {
-      seen.add(k);
-      out.push(id);
-    }
-  }
+  const sans = u.service?.sanIdentities;
+  const id = u.workload.identity;
+  if (sans === undefined || sans.length === 0) return [id];
+  const out = [...sans];
+  if (!sans.some((s) => identitiesEqual(s, id))) out.push(id);
   return out;
 }
 
