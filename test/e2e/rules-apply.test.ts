@@ -194,6 +194,10 @@ describe("redirection rules in a network namespace", () => {
           return true;
         },
       );
+      await assert.rejects(removePodRules(bogus), {
+        code: "RULES_COMMAND_FAILED",
+        message: /nsenter: /,
+      });
     } finally {
       sh("rm", ["-f", bogus]);
     }

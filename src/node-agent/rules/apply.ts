@@ -74,7 +74,7 @@ export function applyPodRules(
       const want = rules.families.find((f) => f.family === family);
       // Routing first, as istio-cni does, so redirected replies already have their route.
       if (want) await ensureRouting(netns, want, opts);
-      await reconcileIptables(netns, family, want, want !== undefined, opts);
+      await reconcileIptables(netns, family, want, opts);
       if (!want) await removeRouting(netns, family, opts);
     }
   });
@@ -85,7 +85,7 @@ export function removePodRules(netns: string, opts: ApplyOptions = {}): Promise<
   return serialised(netns, async () => {
     await requireNetns(netns);
     for (const family of FAMILIES) {
-      await reconcileIptables(netns, family, undefined, false, opts);
+      await reconcileIptables(netns, family, undefined, opts);
       await removeRouting(netns, family, opts);
     }
   });
@@ -95,15 +95,14 @@ async function reconcileIptables(
   netns: string,
   family: IpFamily,
   want: FamilyRules | undefined,
-  required: boolean,
   opts: ApplyOptions,
 ): Promise<void> {
   const t = tools[family];
   const run1 = runOpts(netns, opts);
   const saved = await run(t.save, [], run1);
   if (saved.code !== 0) {
-    // Without IPv6 in the kernel there is nothing to remove; if we need it, that is an error.
-    if (!required) return;
+    // Without IPv6 in the kernel there is nothing of ours to remove; anything else is an error.
+    if (family === "ipv6" && want === undefined) return;
     throw new AmbientError(
       "RULES_COMMAND_FAILED",
       `"${t.save}" in netns ${netns} failed with exit code ${saved.code}: ${saved.stderr.trim()}`,
@@ -112,7 +111,8 @@ async function reconcileIptables(
   const restore = restoreTransition(want, parseSave(saved.stdout));
   if (restore === "") return;
   await runChecked(t.restore, ["--noflush"], { ...run1, input: restore });
-  await dropEmptyTables(netns, family, touchedTables(restore), opts);
+  // Only a transition that deletes chains can leave a table empty.
+  if (/^-X /m.test(restore)) await dropEmptyTables(netns, family, touchedTables(restore), opts);
 }
 
 /** Deletes tables we touched that are left with nothing in them (see `isEmptyTable`). */
