@@ -8,7 +8,7 @@
  */
 import { AmbientError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log/index.ts";
-import { run, runChecked } from "./exec.ts";
+import { run, runChecked, type RunOptions } from "../../lib/exec.ts";
 import { allocate } from "./ipam.ts";
 import { prefixOf } from "./names.ts";
 import {
@@ -62,8 +62,9 @@ export interface DownResult {
   readonly stateProblem?: string;
 }
 
-function runOpts(timeoutMs: number | undefined, netns?: string) {
+function runOpts(timeoutMs: number | undefined, netns?: string): RunOptions {
   return {
+    errorCode: "NETWORK_COMMAND_FAILED",
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     ...(netns !== undefined ? { netns: netnsPath(netns) } : {}),
   };

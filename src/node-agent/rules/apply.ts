@@ -7,7 +7,7 @@
 import { stat } from "node:fs/promises";
 import { AmbientError, errnoCode } from "../../lib/errors.ts";
 import { HOST_NFT_TABLE, hex } from "./constants.ts";
-import { run, runChecked } from "./exec.ts";
+import { run, runChecked, type RunOptions } from "../../lib/exec.ts";
 import { buildHostProbeNft, removeHostProbeNft, type HostProbeSettings } from "./host-probe.ts";
 import {
   policyRouting,
@@ -30,8 +30,9 @@ const tools = {
   ipv6: { save: "ip6tables-save", restore: "ip6tables-restore", ipFlag: "-6", nft: "ip6" },
 } as const;
 
-function runOpts(netns: string, opts: ApplyOptions): { netns: string; timeoutMs?: number } {
-  return opts.timeoutMs === undefined ? { netns } : { netns, timeoutMs: opts.timeoutMs };
+function runOpts(netns: string, opts: ApplyOptions): RunOptions {
+  const base = { netns, errorCode: "RULES_COMMAND_FAILED" };
+  return opts.timeoutMs === undefined ? base : { ...base, timeoutMs: opts.timeoutMs };
 }
 
 // Applies and removals for one namespace run one at a time: each reads state, then writes.

@@ -1,10 +1,10 @@
 /**
- * Running iptables/ip/nft inside a network namespace. A namespace is named by a path
- * (`/run/netns/<name>`, `/proc/<pid>/ns/net`); `nsenter --net=<path>` enters it for one command,
- * so the agent itself never changes namespace.
+ * Running `ip`, `iptables`, `sysctl` and friends, optionally inside a network namespace given by
+ * path (`/run/netns/<name>`, `/proc/<pid>/ns/net`): `nsenter --net=<path>` enters it for one
+ * command, so this process never changes namespace.
  */
 import { spawn } from "node:child_process";
-import { AmbientError, errnoCode } from "../../lib/errors.ts";
+import { AmbientError, errnoCode } from "./errors.ts";
 
 export interface CommandResult {
   readonly code: number;
@@ -17,6 +17,8 @@ export interface RunOptions {
   readonly netns?: string;
   readonly input?: string;
   readonly timeoutMs?: number;
+  /** The `AmbientError` code for failures, so each caller keeps its own stable code. */
+  readonly errorCode?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -37,6 +39,7 @@ export function run(
       ? [cmd, ...args]
       : ["nsenter", `--net=${opts.netns}`, "--", cmd, ...args];
   const [file, ...rest] = argv as [string, ...string[]];
+  const errorCode = opts.errorCode ?? "COMMAND_FAILED";
   return new Promise((resolve, reject) => {
     const child = spawn(file, rest, { stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
@@ -56,7 +59,7 @@ export function run(
       const missing = errnoCode(e) === "ENOENT";
       reject(
         new AmbientError(
-          "RULES_COMMAND_FAILED",
+          errorCode,
           missing
             ? `cannot run ${describe(cmd, args, opts.netns)}: ${file} is not installed (looked in PATH)`
             : `cannot run ${describe(cmd, args, opts.netns)}: ${e.message}`,
@@ -69,7 +72,7 @@ export function run(
       if (timedOut) {
         reject(
           new AmbientError(
-            "RULES_COMMAND_FAILED",
+            errorCode,
             `${describe(cmd, args, opts.netns)} did not finish within ${opts.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms and was killed`,
           ),
         );
@@ -85,7 +88,7 @@ export function run(
   });
 }
 
-/** Runs a command and throws `RULES_COMMAND_FAILED` naming the command, namespace and stderr. */
+/** Runs a command and throws (code `opts.errorCode`) naming the command, namespace and stderr. */
 export async function runChecked(
   cmd: string,
   args: readonly string[],
@@ -95,7 +98,7 @@ export async function runChecked(
   if (r.code !== 0) {
     const stderr = r.stderr.trim() || r.stdout.trim() || "(no output)";
     throw new AmbientError(
-      "RULES_COMMAND_FAILED",
+      opts.errorCode ?? "COMMAND_FAILED",
       `${describe(cmd, args, opts.netns)} failed with exit code ${r.code}: ${stderr}`,
     );
   }
