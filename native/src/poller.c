@@ -22,9 +22,12 @@
 #include <stdlib.h>
 #include <uv.h>
 
+typedef struct poller_list poller_list;
+
 typedef struct poller {
   uv_poll_t handle; /* first member: the uv handle pointer is the poller pointer */
   napi_env env;
+  poller_list *list;
   napi_ref callback;
   napi_async_context async;
   bool closed;
@@ -32,36 +35,51 @@ typedef struct poller {
   struct poller *prev, *next;
 } poller;
 
-/* Per-environment list of open pollers, closed when the environment goes away (worker exit). */
-typedef struct {
-  poller *head;
-} poller_list;
-
-static poller_list *list_of(napi_env env) {
-  void *data = NULL;
-  if (napi_get_instance_data(env, &data) != napi_ok) return NULL;
-  return data;
-}
+/*
+ * Per-environment state. When the environment goes away (a worker exits) every poller must be
+ * fully closed — its uv close callback run — before Node unloads the addon, or libuv would call
+ * into unmapped code. An async cleanup hook lets Node keep the loop running until then.
+ */
+struct poller_list {
+  poller *head;                           /* pollers not closed yet */
+  int handles;                            /* uv handles whose close callback has not run */
+  bool tearing_down;
+  napi_async_cleanup_hook_handle cleanup; /* valid while tearing_down */
+};
 
 static void unref(poller *p) {
   if (--p->refs == 0) free(p);
 }
 
-static void on_uv_closed(uv_handle_t *h) { unref((poller *)h); }
+static void finish_teardown_if_done(poller_list *list) {
+  if (list->tearing_down && list->handles == 0) {
+    napi_remove_async_cleanup_hook(list->cleanup);
+    free(list);
+  }
+}
+
+static void on_uv_closed(uv_handle_t *h) {
+  poller *p = (poller *)h;
+  poller_list *list = p->list;
+  unref(p);
+  list->handles--;
+  finish_teardown_if_done(list);
+}
 
 /* Stops watching and releases the JS callback; the memory goes when the external is collected. */
-static void shut(poller *p, bool from_teardown) {
+static void shut(poller *p) {
   if (p->closed) return;
   p->closed = true;
   uv_poll_stop(&p->handle);
-  if (!from_teardown) {
+  poller_list *list = p->list;
+  /* During teardown Node releases references itself and async hooks are gone. */
+  if (!list->tearing_down) {
     napi_delete_reference(p->env, p->callback);
     napi_async_destroy(p->env, p->async);
   }
-  poller_list *list = list_of(p->env);
   if (p->prev != NULL) {
     p->prev->next = p->next;
-  } else if (list != NULL && list->head == p) {
+  } else {
     list->head = p->next;
   }
   if (p->next != NULL) p->next->prev = p->prev;
@@ -69,29 +87,30 @@ static void shut(poller *p, bool from_teardown) {
   uv_close((uv_handle_t *)&p->handle, on_uv_closed);
 }
 
-static void on_teardown(void *arg) {
+static void on_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
   poller_list *list = arg;
-  while (list->head != NULL) shut(list->head, true);
-  free(list);
+  list->cleanup = handle;
+  list->tearing_down = true;
+  while (list->head != NULL) shut(list->head);
+  finish_teardown_if_done(list);
 }
 
 napi_status ambient_poller_init_env(napi_env env) {
   poller_list *list = calloc(1, sizeof *list);
   if (list == NULL) return napi_generic_failure;
   napi_status s = napi_set_instance_data(env, list, NULL, NULL);
-  if (s != napi_ok) {
-    free(list);
-    return s;
-  }
-  return napi_add_env_cleanup_hook(env, on_teardown, list);
+  if (s == napi_ok) s = napi_add_async_cleanup_hook(env, on_teardown, list, NULL);
+  if (s != napi_ok) free(list);
+  return s;
 }
 
 static void on_external_gone(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   poller *p = data;
-  /* A poller dropped without pollerClose: stop it so the fd is not watched forever. */
-  shut(p, false);
+  /* A poller dropped without pollerClose: stop it so the fd is not watched forever. Once closed
+   * (always so during teardown) this touches nothing but the poller itself. */
+  shut(p);
   unref(p);
 }
 
@@ -146,8 +165,10 @@ napi_value ambient_poller_create(napi_env env, napi_callback_info info) {
   }
   uv_loop_t *loop;
   NAPI_OK(napi_get_uv_event_loop(env, &loop));
-  poller_list *list = list_of(env);
-  if (list == NULL) {
+  void *data = NULL;
+  NAPI_OK(napi_get_instance_data(env, &data));
+  poller_list *list = data;
+  if (list == NULL || list->tearing_down) {
     napi_throw_error(env, "ENAPI", "ambient native: poller state missing");
     return NULL;
   }
@@ -164,7 +185,9 @@ napi_value ambient_poller_create(napi_env env, napi_callback_info info) {
     return NULL;
   }
   p->env = env;
+  p->list = list;
   p->refs = 1; /* the uv handle; the external adds one below */
+  list->handles++;
 
   napi_value name, resource, external;
   if (napi_create_string_utf8(env, "AmbientFdPoller", NAPI_AUTO_LENGTH, &name) != napi_ok ||
@@ -185,7 +208,7 @@ napi_value ambient_poller_create(napi_env env, napi_callback_info info) {
   list->head = p;
 
   if (napi_create_external(env, p, on_external_gone, NULL, &external) != napi_ok) {
-    shut(p, false);
+    shut(p);
     napi_check(env, napi_generic_failure);
     return NULL;
   }
@@ -224,6 +247,6 @@ napi_value ambient_poller_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   poller *p;
   if (!get_args(env, info, 1, argv) || !arg_poller(env, argv[0], &p)) return NULL;
-  shut(p, false);
+  shut(p);
   return NULL;
 }

@@ -22,6 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
+import { Worker } from "node:worker_threads";
 import { native } from "../../src/lib/net/native.ts";
 import {
   CURRENT_NETNS_PATH,
@@ -326,5 +327,35 @@ describe("SEQPACKET listening and connecting", () => {
     }
     server.close();
     assert.equal(countFds(), before);
+  });
+});
+
+describe("SEQPACKET in worker threads", () => {
+  it("a worker exiting with receives and accepts pending shuts down cleanly", async () => {
+    // Each worker leaves waits pending; the addon must close its pollers before Node unloads it
+    // (otherwise libuv calls a close callback in unmapped code and the whole process crashes).
+    const code = `
+      const { parentPort, workerData } = require("node:worker_threads");
+      import(workerData.api).then(async ({ SeqpacketServer, SeqpacketSocket }) => {
+        const server = SeqpacketServer.listen(workerData.path);
+        const accepting = server.accept();
+        const client = SeqpacketSocket.connect(server.path);
+        const conn = await accepting;
+        conn.receive().catch(() => {});
+        client.receive().catch(() => {});
+        server.accept().catch(() => {});
+        parentPort.postMessage("waiting");
+      });
+    `;
+    const api = new URL("../../src/lib/net/index.ts", import.meta.url).href;
+    for (let i = 0; i < 10; i++) {
+      const worker = new Worker(code, { eval: true, workerData: { api, path: socketPath() } });
+      const first = await new Promise<unknown>((resolve, reject) => {
+        worker.once("message", resolve);
+        worker.once("error", reject);
+      });
+      assert.equal(first, "waiting");
+      assert.equal(await worker.terminate(), 1);
+    }
   });
 });
