@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { Identity } from "../identity/index.ts";
 import { evaluatePolicies, policyMatches } from "./evaluate.ts";
-import { parseCidr } from "./ip.ts";
+import { parseCidr } from "../net/ip.ts";
 import { rbacMatch } from "./model.ts";
 import type { Authorization, RbacConnection, RbacMatch, StringMatch } from "./model.ts";
 

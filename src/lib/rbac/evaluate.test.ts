@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { Identity } from "../identity/index.ts";
 import { authorize, describeDecision, evaluatePolicies } from "./evaluate.ts";
 import type { AuthorizationDecision, PolicyLookup } from "./evaluate.ts";
-import { parseCidr } from "./ip.ts";
+import { parseCidr } from "../net/ip.ts";
 import { rbacMatch } from "./model.ts";
 import type {
   Authorization,

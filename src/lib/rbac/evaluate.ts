@@ -11,8 +11,8 @@
  * `ambient explain` can say why.
  */
 import type { Identity } from "../identity/index.ts";
-import { cidrContains, parseIp } from "./ip.ts";
-import type { Cidr, IpBytes } from "./ip.ts";
+import { cidrContains, parseIp } from "../net/ip.ts";
+import type { Cidr, IpBytes } from "../net/ip.ts";
 import { isEmptyMatch, policyKey } from "./model.ts";
 import type {
   Authorization,

@@ -31,21 +31,3 @@ export {
   type PolicyTarget,
 } from "./evaluate.ts";
 export { authorizationFromXds } from "./xds.ts";
-export {
-  canonicalIp,
-  cidrContains,
-  cidrFromBytes,
-  formatCidr,
-  formatIp,
-  formatSocketAddr,
-  ipFamilyOf,
-  isLoopback,
-  maskBytes,
-  parseCidr,
-  parseIp,
-  parsePort,
-  parseSocketAddr,
-  type Cidr,
-  type IpBytes,
-  type IpFamily,
-} from "./ip.ts";

@@ -7,7 +7,7 @@
  * matches (any may match); a match lists attribute conditions (all present kinds must pass).
  */
 import type { Identity } from "../identity/index.ts";
-import type { Cidr } from "./ip.ts";
+import type { Cidr } from "../net/ip.ts";
 
 export type RbacScope = "GLOBAL" | "NAMESPACE" | "WORKLOAD_SELECTOR";
 export type RbacAction = "ALLOW" | "DENY";

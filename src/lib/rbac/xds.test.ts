@@ -10,7 +10,7 @@ import {
 } from "../gen/istio/security/authorization_pb.ts";
 import { decodeMessage, encodeMessage } from "../proto/index.ts";
 import { evaluatePolicies } from "./evaluate.ts";
-import { formatCidr } from "./ip.ts";
+import { formatCidr } from "../net/ip.ts";
 import { authorizationFromXds } from "./xds.ts";
 
 function xds(init: MessageInitShape<typeof AuthorizationSchema>): XdsAuthorization {

@@ -16,7 +16,7 @@ import type {
   StringMatch as XdsStringMatch,
 } from "../gen/istio/security/authorization_pb.ts";
 import { fail, ok, type Result } from "../errors.ts";
-import { cidrFromBytes, type Cidr } from "./ip.ts";
+import { cidrFromBytes, type Cidr } from "../net/ip.ts";
 import type {
   Authorization,
   RbacAction,

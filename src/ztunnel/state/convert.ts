@@ -12,7 +12,7 @@
 import type { Identity } from "../../lib/identity/index.ts";
 import { parseIdentity } from "../../lib/identity/index.ts";
 import { fail, ok, type Result } from "../../lib/errors.ts";
-import { cidrFromBytes, formatIp } from "../../lib/rbac/index.ts";
+import { cidrFromBytes, formatIp } from "../../lib/net/index.ts";
 import type {
   Address as XdsAddress,
   GatewayAddress as XdsGatewayAddress,

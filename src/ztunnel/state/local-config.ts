@@ -36,7 +36,8 @@ import {
   AuthorizationSchema,
   type Authorization as XdsAuthorization,
 } from "../../lib/gen/istio/security/authorization_pb.ts";
-import { authorizationFromXds, parseCidr, parseIp } from "../../lib/rbac/index.ts";
+import { authorizationFromXds } from "../../lib/rbac/index.ts";
+import { parseCidr, parseIp } from "../../lib/net/index.ts";
 import { addressFromXds } from "./convert.ts";
 import type { ProxyState } from "./proxy-state.ts";
 

@@ -4,8 +4,8 @@
  * scan over services. Several services may share a VIP (ServiceEntries in different namespaces);
  * the lookup picks one for the client as ztunnel does.
  */
-import { maskBytes, parseIp, formatIp } from "../../lib/rbac/index.ts";
-import type { IpBytes } from "../../lib/rbac/index.ts";
+import { maskBytes, parseIp, formatIp } from "../../lib/net/index.ts";
+import type { IpBytes } from "../../lib/net/index.ts";
 import type { Service, ServiceVip } from "./types.ts";
 import { networkAddressKey, serviceKey, visibleTo } from "./types.ts";
 

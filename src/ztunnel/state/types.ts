@@ -5,7 +5,7 @@
  * `Kubernetes`, capacity 1), so nothing downstream handles protobuf or empty-means-default.
  */
 import type { Identity } from "../../lib/identity/index.ts";
-import type { IpFamily } from "../../lib/rbac/index.ts";
+import type { IpFamily } from "../../lib/net/index.ts";
 
 /** What the destination pod accepts: HBONE on 15008, or plain TCP. */
 export type InboundProtocol = "TCP" | "HBONE";

@@ -1,7 +1,7 @@
 /**
  * Shared shapes of the outbound and inbound planners.
  */
-import { formatSocketAddr } from "../../../lib/rbac/index.ts";
+import { formatSocketAddr } from "../../../lib/net/index.ts";
 
 /** An IP (canonical text) and a port. */
 export interface SocketAddr {

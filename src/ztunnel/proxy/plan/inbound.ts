@@ -4,13 +4,8 @@
  * to its HBONE status (400/401/503) or a TCP reset.
  */
 import type { Identity } from "../../../lib/identity/index.ts";
-import {
-  authorize,
-  canonicalIp,
-  describeDecision,
-  parsePort,
-  parseSocketAddr,
-} from "../../../lib/rbac/index.ts";
+import { authorize, describeDecision } from "../../../lib/rbac/index.ts";
+import { canonicalIp, parsePort, parseSocketAddr } from "../../../lib/net/index.ts";
 import type { AuthorizationDecision } from "../../../lib/rbac/index.ts";
 import type { ProxyState, Service, ServiceDescription, Workload } from "../../state/index.ts";
 import { checkHostname, describeService, serviceKey } from "../../state/index.ts";

@@ -12,7 +12,7 @@
  */
 import type { Identity } from "../../../lib/identity/index.ts";
 import { identitiesEqual } from "../../../lib/identity/index.ts";
-import { canonicalIp, formatSocketAddr, isLoopback } from "../../../lib/rbac/index.ts";
+import { canonicalIp, formatSocketAddr, isLoopback } from "../../../lib/net/index.ts";
 import type {
   GatewayAddress,
   ProxyState,

@@ -6,7 +6,7 @@
  */
 import { identitiesEqual } from "../../../lib/identity/index.ts";
 import type { Identity } from "../../../lib/identity/index.ts";
-import { ipFamilyOf } from "../../../lib/rbac/index.ts";
+import { ipFamilyOf } from "../../../lib/net/index.ts";
 import type {
   Endpoint,
   GatewayAddress,

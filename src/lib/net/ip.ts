@@ -9,7 +9,9 @@
  * (`<network>/<ip>`).
  */
 
-export type IpFamily = 4 | 6;
+import type { IpFamily } from "./native.ts";
+
+export type { IpFamily };
 
 /** A parsed IP address: 4 or 16 bytes. */
 export interface IpBytes {
