@@ -110,6 +110,27 @@ describe("parseManifests", () => {
     ]);
   });
 
+  it("rejects bad aliases and alias bombs as unreadable documents", () => {
+    const missing = parseManifests(
+      "apiVersion: v1\nkind: Namespace\nmetadata: *nope\n",
+      "a.yaml",
+      opts,
+    );
+    assert.equal(missing.unreadable, 1);
+    assert.match(formatProblem(missing.problems[0]!), /^a\.yaml:1(:\d+)?: YAML (syntax )?error: /);
+    const lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 0; i < 8; i++) {
+      const prev = String.fromCharCode(97 + i);
+      const next = String.fromCharCode(98 + i);
+      lines.push(
+        `${next}: &${next} [*${prev}, *${prev}, *${prev}, *${prev}, *${prev}, *${prev}, *${prev}, *${prev}, *${prev}, *${prev}]`,
+      );
+    }
+    const bomb = parseManifests(lines.join("\n") + "\n", "bomb.yaml", opts);
+    assert.equal(bomb.unreadable, 1);
+    assert.match(bomb.problems[0]!.reason, /alias/i);
+  });
+
   it("gives no file when parsing text that has none", () => {
     const r = parseManifests("kind: Nope\n", undefined, opts);
     assert.equal(r.problems[0]?.file, undefined);

@@ -43,7 +43,12 @@ export function parseManifests(
   opts: ValidateOptions,
 ): ParsedFile {
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: true });
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    prettyErrors: true,
+    // Problems are reported as values; the library must not print process warnings.
+    logLevel: "error",
+  });
   const documents: ParsedDocument[] = [];
   const problems: ConfigProblem[] = [];
   let unreadable = 0;
@@ -69,7 +74,23 @@ export function parseManifests(
       return;
     }
     if (doc.contents === null || isNullScalar(doc)) return; // empty or comment-only document
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      // Throws on an alias to an unknown anchor, or on alias expansion past the limit (a
+      // "billion laughs" document).
+      value = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      unreadable++;
+      const p: ConfigProblem = {
+        ...where,
+        line: startLine,
+        path: "",
+        reason: `YAML error: ${firstLine(err instanceof Error ? err.message : String(err))}`,
+      };
+      problems.push(p);
+      documents.push({ index, line: startLine, range, problems: [p] });
+      return;
+    }
     const items = listItems(value);
     const objects: { value: unknown; prefix: PathSegment[]; item?: number }[] =
       items === undefined
