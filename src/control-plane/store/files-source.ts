@@ -203,10 +203,20 @@ export class FileConfigStore extends StoreBase {
     }
     this.#syncWatchers(dirs);
     const next = new Map<string, FileState>();
+    let unsettled = false;
     for (const f of found) {
-      const read = await this.#read(f.path);
-      if (read === undefined) continue; // deleted since it was listed
+      const r = await this.#read(f.path);
+      if (r === undefined) continue; // deleted since it was listed
+      const { read, mtimeMs } = r;
       const prev = this.#files.get(f.path);
+      // A file modified moments ago may be half written (truncate, then write): take it on the
+      // next scan, once it has been quiet for the debounce period.
+      const changed = !read.ok || prev === undefined || prev.text !== read.text;
+      if (this.hasSynced && changed && Date.now() - mtimeMs < this.#opts.debounceMs) {
+        unsettled = true;
+        if (prev !== undefined) next.set(f.path, prev);
+        continue;
+      }
       next.set(
         f.path,
         nextFileState(prev, f.path, read, {
@@ -219,6 +229,7 @@ export class FileConfigStore extends StoreBase {
     this.#files = next;
     this.#apply();
     this.#markSyncedOnce();
+    if (unsettled) this.#schedule();
   }
 
   #markSyncedOnce(): void {
@@ -228,19 +239,27 @@ export class FileConfigStore extends StoreBase {
     }
   }
 
-  async #read(path: string): Promise<FileRead | undefined> {
+  async #read(path: string): Promise<{ read: FileRead; mtimeMs: number } | undefined> {
+    let mtimeMs = 0;
     try {
       const s = await stat(path);
+      mtimeMs = s.mtimeMs;
       if (s.size > this.#opts.maxFileBytes) {
         return {
-          ok: false,
-          reason: `file is ${s.size} bytes, over the ${this.#opts.maxFileBytes}-byte limit`,
+          read: {
+            ok: false,
+            reason: `file is ${s.size} bytes, over the ${this.#opts.maxFileBytes}-byte limit`,
+          },
+          mtimeMs,
         };
       }
-      return { ok: true, text: await readFile(path, "utf8") };
+      return { read: { ok: true, text: await readFile(path, "utf8") }, mtimeMs };
     } catch (err) {
       if (errnoCode(err) === "ENOENT") return undefined;
-      return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+      return {
+        read: { ok: false, reason: err instanceof Error ? err.message : String(err) },
+        mtimeMs,
+      };
     }
   }
 

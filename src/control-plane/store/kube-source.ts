@@ -69,6 +69,7 @@ export class KubeConfigStore extends StoreBase {
   readonly #abort = new AbortController();
   readonly #version = new Map<Kind, string>();
   readonly #listed = new Set<Kind>();
+  readonly #rv = new Map<Kind, string>();
   #queue: QueueItem[] = [];
   #flushScheduled = false;
   #loops: Promise<void>[] = [];
@@ -95,6 +96,14 @@ export class KubeConfigStore extends StoreBase {
   async close(): Promise<void> {
     this.#abort.abort();
     await Promise.all(this.#loops);
+  }
+
+  /**
+   * The resourceVersion a kind's reflector has reached (from its list, events and bookmarks): where
+   * its next watch resumes. For debugging and tests.
+   */
+  resourceVersion(kind: Kind): string | undefined {
+    return this.#rv.get(kind);
   }
 
   /** The apiVersion a kind is read with (the first version the server serves). */
@@ -187,6 +196,7 @@ export class KubeConfigStore extends StoreBase {
           continue;
         }
         rv = listed.rv;
+        this.#rv.set(kind, rv);
         failures = 0;
       }
       const version = this.#version.get(kind)!;
@@ -204,6 +214,7 @@ export class KubeConfigStore extends StoreBase {
             if (r === "expired") expired = true;
             else if (r !== undefined) {
               rv = r.rv;
+              this.#rv.set(kind, rv);
               sawEvent = true;
             }
           },

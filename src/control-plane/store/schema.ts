@@ -114,7 +114,11 @@ export function validateSchema(
     return [{ path: ["apiVersion"], at: "value", reason: `no schema for ${kind} ${version}` }];
   }
   const seen = new Set<string>();
-  const errors = runValidator(model, track(data, "", seen, new WeakMap()));
+  // Tracking reads costs a Proxy per object; only strict validation needs it.
+  const errors =
+    opts.unknownFields === "reject"
+      ? runValidator(model, track(data, "", seen, new WeakMap()))
+      : runValidator(model, data);
   const issues: FieldIssue[] = [];
   const typeBroken: string[] = [];
   for (const e of collapse(errors)) {

@@ -1,11 +1,18 @@
+/**
+ * The Kubernetes config source against the local API-server stand-in, over real sockets: initial
+ * sync, changes, a dropped watch resumed without loss or duplicates, 410 Gone and relist,
+ * bookmarks, status writes.
+ */
 import assert from "node:assert/strict";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
-import { LogOutput, MemorySink } from "../../lib/log/index.ts";
-import { DEFAULT_RESOURCES, FakeKubeApi } from "../../testing/fake-kube-api.ts";
-import type { ConfigBatch } from "./events.ts";
-import type { Kind } from "./kinds.ts";
-import { KubeConfigStore } from "./kube-source.ts";
+import { LogOutput, MemorySink } from "../../src/lib/log/index.ts";
+import { DEFAULT_RESOURCES, FakeKubeApi } from "../../src/testing/fake-kube-api.ts";
+import {
+  KubeConfigStore,
+  type ConfigBatch,
+  type Kind,
+} from "../../src/control-plane/store/index.ts";
 
 function kubeConfig(server: string): KubeConfig {
   const kc = new KubeConfig();
@@ -136,8 +143,9 @@ describe("KubeConfigStore against the API-server stand-in", () => {
     api.create(ns("apps"));
     api.create(pod("a"));
     await eventually(() =>
-      assert.deepEqual(take().sort(), ["added Namespace/apps", "added Pod/apps/a"].sort()),
+      assert.deepEqual([...events].sort(), ["added Namespace/apps", "added Pod/apps/a"].sort()),
     );
+    take();
     api.update(pod("a", "2"));
     api.update(ns("apps", { "istio.io/dataplane-mode": "ambient" }));
     await eventually(() => assert.equal(events.length, 2));
@@ -147,7 +155,8 @@ describe("KubeConfigStore against the API-server stand-in", () => {
       "ambient",
     );
     api.remove("v1", "Pod", "apps", "a");
-    await eventually(() => assert.deepEqual(take(), ["deleted Pod/apps/a"]));
+    await eventually(() => assert.deepEqual([...events], ["deleted Pod/apps/a"]));
+    take();
     assert.equal(store.get("Pod", "apps", "a"), undefined);
   });
 
@@ -156,7 +165,8 @@ describe("KubeConfigStore against the API-server stand-in", () => {
     await start(["Pod"]);
     take();
     api.create(pod("b"));
-    await eventually(() => assert.deepEqual(take(), ["added Pod/apps/b"]));
+    await eventually(() => assert.deepEqual([...events], ["added Pod/apps/b"]));
+    take();
     const lastSeen = store.get("Pod", "apps", "b")!.metadata.resourceVersion;
     api.dropWatches();
     // Written while no watch is open: must arrive once the watch resumes.
@@ -202,10 +212,11 @@ describe("KubeConfigStore against the API-server stand-in", () => {
     api.compact();
     await eventually(() =>
       assert.deepEqual(
-        take().filter((e) => !e.startsWith("initial")),
+        [...events].filter((e) => !e.startsWith("initial")),
         ["added Pod/apps/x"],
       ),
     );
+    take();
     assert.equal(requests("/api/v1/pods", false).length, 2);
   });
 
@@ -215,9 +226,10 @@ describe("KubeConfigStore against the API-server stand-in", () => {
     // Other kinds' writes move the global resourceVersion past what the Pod watch has seen.
     for (let i = 0; i < 3; i++) api.create(ns(`n${i}`));
     await eventually(() => assert.equal(store.list("Namespace").length, 3));
-    api.sendBookmarks();
-    await new Promise((r) => setTimeout(r, 100));
     const bookmarkRv = api.resourceVersion;
+    assert.notEqual(store.resourceVersion("Pod"), bookmarkRv);
+    api.sendBookmarks();
+    await eventually(() => assert.equal(store.resourceVersion("Pod"), bookmarkRv));
     api.dropWatches();
     api.compact();
     await eventually(() => assert.equal(api.watchCount, 2));
@@ -283,8 +295,9 @@ describe("KubeConfigStore against the API-server stand-in", () => {
       ),
     );
     await eventually(() =>
-      assert.deepEqual(take().sort(), ["updated Gateway/apps/waypoint", "updated Pod/apps/a"]),
+      assert.deepEqual([...events].sort(), ["updated Gateway/apps/waypoint", "updated Pod/apps/a"]),
     );
+    take();
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(take(), [], "the watch event of our own write is not delivered twice");
     const missing = await store.writeStatus({
