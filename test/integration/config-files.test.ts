@@ -74,8 +74,12 @@ describe("files source with bad input", () => {
     await store.start();
   });
   after(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
+    try {
+      // Unset when before() failed; the directory is removed either way.
+      await (store as FileConfigStore | undefined)?.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   const served = () =>

@@ -55,8 +55,12 @@ describe("FileConfigStore watching a directory", () => {
   });
 
   after(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
+    try {
+      // Unset when before() failed; the directory is removed either way.
+      await (store as FileConfigStore | undefined)?.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("syncs every manifest, recursively", () => {
