@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LogOutput, MemorySink } from "../../src/lib/log/index.ts";
-import { FileConfigStore, type Kind } from "../../src/control-plane/store/index.ts";
+import { FileConfigStore, type Kind } from "../../src/lib/config/index.ts";
 
 const fixtures = join(
   import.meta.dirname,

@@ -12,7 +12,7 @@ import {
   KubeConfigStore,
   type ConfigBatch,
   type Kind,
-} from "../../src/control-plane/store/index.ts";
+} from "../../src/lib/config/index.ts";
 
 function kubeConfig(server: string): KubeConfig {
   const kc = new KubeConfig();

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { LogOutput, MemorySink } from "../../lib/log/index.ts";
+import { LogOutput, MemorySink } from "../log/index.ts";
 import type { ConfigEvent } from "./events.ts";
 import { FileConfigStore } from "./files-source.ts";
 import { formatProblem } from "./problem.ts";

@@ -2,8 +2,8 @@
  * A config source held in memory, for tests and for embedding: objects are set and deleted
  * programmatically, validated like files, and produce the same events as the other sources.
  */
-import type { Logger } from "../../lib/log/index.ts";
-import { fail, ok } from "../../lib/errors.ts";
+import type { Logger } from "../log/index.ts";
+import { fail, ok } from "../errors.ts";
 import { applyChanges } from "./cache.ts";
 import { formatFieldPath } from "./field-path.ts";
 import type { Kind } from "./kinds.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { LogOutput, MemorySink } from "../../lib/log/index.ts";
+import { LogOutput, MemorySink } from "../log/index.ts";
 import type { ConfigBatch } from "./events.ts";
 import { MemoryConfigStore, type Manifest } from "./memory-source.ts";
 

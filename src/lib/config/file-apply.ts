@@ -12,7 +12,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { parseAllDocuments, stringify, type Document } from "yaml";
-import { fail, ok, type Result } from "../../lib/errors.ts";
+import { fail, ok, type Result } from "../errors.ts";
 import { findManifestFiles } from "./file-walk.ts";
 import { KINDS } from "./kinds.ts";
 import type { ObjectKey } from "./object.ts";

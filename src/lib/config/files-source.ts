@@ -7,8 +7,8 @@
  */
 import { watch, type FSWatcher } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import type { Logger } from "../../lib/log/index.ts";
-import { errnoCode, fail, ok } from "../../lib/errors.ts";
+import type { Logger } from "../log/index.ts";
+import { errnoCode, fail, ok } from "../errors.ts";
 import { applyChanges, cacheList } from "./cache.ts";
 import { scanDirectory } from "./file-walk.ts";
 import {

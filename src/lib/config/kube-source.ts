@@ -8,8 +8,8 @@
  * version kept. Status goes back through the status subresource.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { Logger } from "../../lib/log/index.ts";
-import { fail, ok } from "../../lib/errors.ts";
+import type { Logger } from "../log/index.ts";
+import { fail, ok } from "../errors.ts";
 import { coalesceEvents, deleteObjects, replaceKind, upsertObjects, type Cache } from "./cache.ts";
 import type { ConfigEvent } from "./events.ts";
 import { formatFieldPath } from "./field-path.ts";

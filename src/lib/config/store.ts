@@ -3,8 +3,8 @@
  * shared machinery behind it: the cache, subscriptions with batched events, the initial sync, and
  * the list of current problems.
  */
-import type { Logger } from "../../lib/log/index.ts";
-import type { Result } from "../../lib/errors.ts";
+import type { Logger } from "../log/index.ts";
+import type { Result } from "../errors.ts";
 import { cacheGet, cacheList, emptyCache, type Cache, type CacheChange } from "./cache.ts";
 import type { ConfigBatch, ConfigHandler } from "./events.ts";
 import type { Kind } from "./kinds.ts";
