@@ -202,15 +202,15 @@ function passThrough(
   headers: http.OutgoingHttpHeaders,
   timeoutMs: number,
   agent: http.Agent,
-): void {
-  void httpGet(url, { headers, timeoutMs, agent }).then((r) => {
+): Promise<void> {
+  return httpGet(url, { headers, timeoutMs, agent }).then((r) => {
     if (r.ok) sendBody(res, r.status, r.body, "application/json");
     else sendJson(res, 503, { error: r.reason });
   });
 }
 
-function login(req: Req, res: Res): void {
-  void readBody(req, 4096).then((b) => {
+function login(req: Req, res: Res): Promise<void> {
+  return readBody(req, 4096).then((b) => {
     if (!b.ok) {
       sendJson(res, b.status, { error: b.reason }, closeIfHttp1(req));
       return;
@@ -241,8 +241,8 @@ export function productpageHandler(config: ProductpageConfig, log: AppLog): Hand
     const { path, query } = splitTarget(req.url);
     const user = userFromCookie(req.headers.cookie);
     if (path === "/login") {
-      if (req.method === "POST") login(req, res);
-      else sendJson(res, 405, { error: "sign in with POST" }, { allow: "POST" });
+      if (req.method === "POST") return login(req, res);
+      sendJson(res, 405, { error: "sign in with POST" }, { allow: "POST" });
       return;
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -273,7 +273,7 @@ export function productpageHandler(config: ProductpageConfig, log: AppLog): Hand
         sendBody(res, 404, "<p>No such product.</p>\n", "text/html; charset=utf-8");
         return;
       }
-      void Promise.all([up.details(product.id, headers), up.reviews(product.id, headers)]).then(
+      return Promise.all([up.details(product.id, headers), up.reviews(product.id, headers)]).then(
         ([details, reviews]) => {
           const html = renderProductPage({ product, user, details, reviews });
           sendBody(res, 200, html, "text/html; charset=utf-8");
@@ -297,7 +297,7 @@ export function productpageHandler(config: ProductpageConfig, log: AppLog): Hand
         return;
       }
       if (m[2] === "reviews") {
-        passThrough(
+        return passThrough(
           res,
           `${config.reviewsUrl}/reviews/${id}`,
           headers,
@@ -307,7 +307,7 @@ export function productpageHandler(config: ProductpageConfig, log: AppLog): Hand
         return;
       }
       if (m[2] === "ratings") {
-        passThrough(
+        return passThrough(
           res,
           `${config.ratingsUrl}/ratings/${id}`,
           headers,
@@ -321,7 +321,7 @@ export function productpageHandler(config: ProductpageConfig, log: AppLog): Hand
         sendJson(res, 404, { error: `no product with id ${id}` });
         return;
       }
-      void productJson(product, up, headers).then((body) => sendJson(res, 200, body));
+      return productJson(product, up, headers).then((body) => sendJson(res, 200, body));
       return;
     }
     sendJson(res, 404, { error: "not found" });

@@ -76,7 +76,7 @@ export function ratingsHandler(): Handler {
       sendJson(res, 405, { error: "method not allowed" }, { allow: "GET, HEAD, POST" });
       return;
     }
-    void readBody(req, MAX_POST_BODY).then((body) => {
+    return readBody(req, MAX_POST_BODY).then((body) => {
       if (!body.ok) {
         sendJson(res, body.status, { error: body.reason }, closeIfHttp1(req));
         return;

@@ -144,7 +144,7 @@ export function reviewsHandler(config: ReviewsConfig, log: AppLog): Handler {
       sendJson(res, 200, buildReviews(config, id, undefined));
       return;
     }
-    void httpGet(`${config.ratingsUrl}/ratings/${id}`, {
+    return httpGet(`${config.ratingsUrl}/ratings/${id}`, {
       headers: forwardHeaders(req.headers, undefined),
       timeoutMs: config.ratingsTimeoutMs,
       agent,

@@ -27,7 +27,8 @@ export interface Res extends Writable {
   writeHead(statusCode: number, headers?: http.OutgoingHttpHeaders): unknown;
 }
 
-export type Handler = (req: Req, res: Res) => void;
+/** A request handler; one that works asynchronously returns its promise, so failures are caught. */
+export type Handler = (req: Req, res: Res) => void | Promise<void>;
 
 export interface HttpAppOptions {
   readonly log: AppLog;
@@ -50,6 +51,7 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 // (measured in NODE-NOTES.md), and httpbin is used for transfer tests.
 const H2_STREAM_WINDOW = 4 * 1024 * 1024;
 const H2_SESSION_WINDOW = 16 * 1024 * 1024;
+const SNIFF_TIMEOUT_MS = 60_000;
 
 /** Normalises IPv4-mapped IPv6 peers (`::ffff:198.18.0.5`) to the plain IPv4 form. */
 export function peerAddress(addr: string | undefined): string {
@@ -61,7 +63,10 @@ function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(", ") : v;
 }
 
-function withAccessLog(log: AppLog, handler: Handler): Handler {
+function withAccessLog(
+  log: AppLog,
+  handler: (req: Req, res: Res) => void,
+): (req: Req, res: Res) => void {
   if (!log.accessEnabled) return handler;
   return (req, res) => {
     const start = performance.now();
@@ -84,19 +89,23 @@ function withAccessLog(log: AppLog, handler: Handler): Handler {
   };
 }
 
-function safely(log: AppLog, handler: Handler): Handler {
+function safely(log: AppLog, handler: Handler): (req: Req, res: Res) => void {
   return (req, res) => {
-    try {
-      handler(req, res);
-    } catch (err) {
-      // A bug in a handler answers 500 rather than taking the whole app down.
+    // A bug in a handler answers 500 (or cuts the response) rather than taking the app down.
+    const fail = (err: unknown): void => {
       log.error("handler failed", { path: req.url, error: String(err) });
-      if (!res.headersSent) {
+      if (!res.headersSent && !res.destroyed) {
         res.writeHead(500, { "content-type": "text/plain" });
         res.end("internal error\n");
       } else {
         res.destroy();
       }
+    };
+    try {
+      const done = handler(req, res);
+      if (done instanceof Promise) done.catch(fail);
+    } catch (err) {
+      fail(err);
     }
   };
 }
@@ -173,6 +182,8 @@ function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void
   const onError = (): void => {
     socket.destroy();
   };
+  // A connection that never sends a byte would otherwise sit here forever.
+  socket.setTimeout(SNIFF_TIMEOUT_MS, onError);
   const onData = (chunk: Buffer): void => {
     // The preface is 24 bytes; a client may send fewer in its first segment, so keep the few
     // bytes seen until they either differ from the preface or complete it.
@@ -185,6 +196,7 @@ function sniff(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void
     }
     socket.off("data", onData);
     socket.off("error", onError);
+    socket.setTimeout(0, onError);
     socket.pause();
     socket.unshift(data);
     if (isH2) {

@@ -24,9 +24,12 @@ export function onShutdown(log: AppLog, graceMs: number, stop: () => Promise<voi
     backstop.unref();
     stop().then(
       () => {
-        log.info("stopped");
-        log.flush();
-        process.exit(0);
+        // One more turn, so 'close' handlers of the last requests write their access lines.
+        setImmediate(() => {
+          log.info("stopped");
+          log.flush();
+          process.exit(0);
+        });
       },
       (err: unknown) => {
         log.error("shutdown failed", { error: String(err) });

@@ -130,8 +130,13 @@ function methodNotAllowed(res: Res, allow: string): void {
 }
 
 /** /post, /put, /patch, /delete and /anything: echo the request with its parsed body. */
-function echoRequest(req: Req, res: Res, query: URLSearchParams, withMethod: boolean): void {
-  void readBody(req, LIMITS.maxBody).then(async (b) => {
+function echoRequest(
+  req: Req,
+  res: Res,
+  query: URLSearchParams,
+  withMethod: boolean,
+): Promise<void> {
+  return readBody(req, LIMITS.maxBody).then(async (b) => {
     if (!b.ok) {
       sendJson(res, b.status, { error: b.reason }, closeIfHttp1(req));
       return;
@@ -372,12 +377,10 @@ export function httpbinHandler(): Handler {
           methodNotAllowed(res, want);
           return;
         }
-        echoRequest(req, res, query, false);
-        return;
+        return echoRequest(req, res, query, false);
       }
       case "/anything":
-        echoRequest(req, res, query, true);
-        return;
+        return echoRequest(req, res, query, true);
       case "/status":
         if (rest === undefined || rest.includes("/")) break;
         status(res, rest);

@@ -327,20 +327,57 @@ describe("httpbin sample", () => {
   it("keeps HTTP/1.1 keep-alive and pipelined requests working behind the protocol sniffing", async () => {
     const net = await import("node:net");
     const sock = net.connect(port, "127.0.0.1");
+    // A wrong protocol choice leaves the connection hanging: fail instead of waiting forever.
+    sock.setTimeout(5000, () => sock.destroy());
+    const closed = new Promise((r) => sock.once("close", r));
+    sock.on("error", () => undefined);
     const got: Buffer[] = [];
     sock.on("data", (c: Buffer) => got.push(c));
-    // Three pipelined requests sent a byte at a time at first, so sniffing sees a short start.
+    // Three pipelined requests, the first bytes one at a time: "P" alone could still be the
+    // HTTP/2 preface ("PRI * HTTP/2.0"), so the sniffing must wait for "PU" to decide.
     const reqs =
-      "GET /status/201 HTTP/1.1\r\nHost: x\r\n\r\nGET /ip HTTP/1.1\r\nHost: x\r\n\r\nGET /status/202 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      "PUT /status/201 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nGET /ip HTTP/1.1\r\nHost: x\r\n\r\nGET /status/202 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     for (const ch of reqs.slice(0, 3)) {
       sock.write(ch);
       await new Promise((r) => setTimeout(r, 20));
     }
     sock.write(reqs.slice(3));
-    await new Promise((r) => sock.on("close", r));
+    await closed;
     const text = Buffer.concat(got).toString();
     const statuses = [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => m[1]);
     assert.deepEqual(statuses, ["201", "200", "202"]);
+  });
+
+  it("on SIGTERM finishes in-flight requests (HTTP/1.1 and HTTP/2), then exits 0", async () => {
+    const p = await startApp("examples/httpbin/httpbin.ts");
+    const port = p.ports[0]!;
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      assert.equal((await h2request(session, "/status/204")).status, 204);
+      const h1 = request(port, "/delay/0.6");
+      const h2 = h2request(session, "/delay/0.6");
+      // Let both requests reach the server before the signal.
+      await new Promise((r) => setTimeout(r, 300));
+      const stopped = p.stop();
+      const [a, b] = await Promise.all([h1, h2]);
+      assert.equal(a.status, 200);
+      assert.equal(b.status, 200);
+      assert.equal(await stopped, 0);
+      assert.ok(p.lines.some((l) => /path=\/delay\/0\.6 proto=HTTP\/2\.0 status=200/.test(l)));
+    } finally {
+      session.destroy();
+    }
+  });
+
+  it("cuts requests still running when the shutdown grace period ends", async () => {
+    const p = await startApp("examples/httpbin/httpbin.ts", { SHUTDOWN_GRACE_MS: "200" });
+    const slow = request(p.ports[0]!, "/delay/5").then(
+      () => "answered",
+      () => "cut",
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await p.stop(), 0);
+    assert.equal(await slow, "cut");
   });
 
   it("runs as a process from env, and exits 0 on SIGTERM", async () => {
