@@ -3,7 +3,7 @@
  * a version that is a hash of those bytes — so equal content always has an equal version, and a
  * recomputation that changes nothing pushes nothing.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AddressSchema } from "../../lib/gen/istio/workload/workload_pb.ts";
 import type { Address, Service, Workload } from "../../lib/gen/istio/workload/workload_pb.ts";
@@ -29,7 +29,7 @@ export type AddressResource = AmbientResource<Address>;
 export type AuthorizationResource = AmbientResource<Authorization>;
 
 function versionOf(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("base64url").slice(0, 16);
+  return hash("sha256", bytes, "base64url").slice(0, 16);
 }
 
 export function workloadResource(workload: Workload): AddressResource {

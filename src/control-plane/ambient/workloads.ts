@@ -155,7 +155,8 @@ function portList(ports: Port[]): PortList {
 /** Map entries inserted in key order, so equal content always encodes to equal bytes. */
 function sortedRecord<V>(entries: [string, V][]): Record<string, V> {
   const out: Record<string, V> = {};
-  for (const [k, v] of entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) out[k] = v;
+  if (entries.length > 1) entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [k, v] of entries) out[k] = v;
   return out;
 }
 

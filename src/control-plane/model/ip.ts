@@ -11,22 +11,28 @@ export function parseIp(text: string): Uint8Array | undefined {
 }
 
 function parseIpv4(text: string): Uint8Array | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
+  // Hand-rolled: this runs for every pod IP on every rebuild.
   const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const n = parseOctet(parts[i] ?? "");
-    if (n === undefined) return undefined;
-    out[i] = n;
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i === text.length ? 46 : text.charCodeAt(i);
+    if (c === 46) {
+      // "." (or the end): close the octet; no empty octets, no leading zeros.
+      if (digits === 0 || part > 3) return undefined;
+      out[part++] = value;
+      value = 0;
+      digits = 0;
+      continue;
+    }
+    if (c < 48 || c > 57) return undefined;
+    if (digits === 1 && value === 0) return undefined;
+    value = value * 10 + (c - 48);
+    digits++;
+    if (value > 255) return undefined;
   }
-  return out;
-}
-
-function parseOctet(part: string): number | undefined {
-  if (part.length === 0 || part.length > 3 || !/^[0-9]+$/.test(part)) return undefined;
-  if (part.length > 1 && part.startsWith("0")) return undefined;
-  const n = Number(part);
-  return n <= 255 ? n : undefined;
+  return part === 4 ? out : undefined;
 }
 
 function parseIpv6(text: string): Uint8Array | undefined {
@@ -60,7 +66,7 @@ function parseIpv6(text: string): Uint8Array | undefined {
 
 /** The text form of 4 or 16 address bytes (Go `netip.Addr.String()`). */
 export function formatIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join(".");
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) return `<invalid ${bytes.length}-byte address>`;
   const isMapped =
     bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;

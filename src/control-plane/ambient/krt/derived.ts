@@ -31,13 +31,16 @@ type Reg =
   | { table: Watched; type: "index"; index: string; value: string }
   | { table: Watched; type: "all" };
 
+const noReports: Report[] = [];
+
 /** The computation for one input key. */
 class Node implements Watcher {
   readonly key: Key;
   private readonly dirty: Set<Key>;
   regs: Reg[] = [];
   outputs: Key[] = [];
-  reports: Report[] = [];
+  /** Shared empty array until the first report (most builds report nothing). */
+  reports: Report[] = noReports;
 
   constructor(key: Key, dirty: Set<Key>) {
     this.key = key;
@@ -99,6 +102,7 @@ export class Ctx {
   }
 
   report(level: ReportLevel, object: string, message: string): void {
+    if (this.node.reports === noReports) this.node.reports = [];
     this.node.reports.push({ level, object, message });
   }
 
@@ -156,7 +160,7 @@ export class Derived<I, O> {
       node = new Node(key, this.dirty);
       this.nodes.set(key, node);
     }
-    node.reports = [];
+    node.reports = noReports;
     const ctx = new Ctx(node, this.order, this.spec.name);
     let outs: readonly O[];
     try {
