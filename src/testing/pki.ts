@@ -7,6 +7,7 @@
  *   const cert = await pki.issue("spiffe://cluster.local/ns/default/sa/client");
  *   tls.connect({ ...tlsCredentials(cert), ... });
  */
+import { X509Certificate } from "node:crypto";
 import { AmbientError } from "../lib/errors.ts";
 import {
   CertificateAuthority,
@@ -122,7 +123,15 @@ async function wrap(
       notBefore,
       notAfter,
     });
-    return { privateKeyPem, chainPem, rootsPem: ca.roots(), notBefore, notAfter };
+    // Report the dates as encoded (X.509 keeps whole seconds).
+    const leaf = new X509Certificate(chainPem[0]!);
+    return {
+      privateKeyPem,
+      chainPem,
+      rootsPem: ca.roots(),
+      notBefore: leaf.validFromDate,
+      notAfter: leaf.validToDate,
+    };
   };
 
   const issue = async (identity: Identity | string, options: TestIssueOptions = {}) => {

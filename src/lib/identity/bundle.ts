@@ -146,7 +146,7 @@ export function verifyChain(
         `${what} is a root that is not among the trusted roots (wrong trust anchor or PKI)`,
       );
     }
-    return fail(`${what} (issuer "${cert.issuer}") is not issued by any trusted root`);
+    return fail(`${what} (issuer "${dnText(cert.issuer)}") is not issued by any trusted root`);
   }
   return fail("the chain does not end at a trusted root");
 }
@@ -229,10 +229,15 @@ function parseAll(pems: readonly string[]): Result<X509Certificate[]> {
   return ok(out);
 }
 
+/** Node prints distinguished names one attribute per line; messages want one line. */
+export function dnText(dn: string | undefined): string {
+  return (dn ?? "").replace(/\n/g, ", ");
+}
+
 /** A short name for a certificate in messages. */
 export function subjectOf(cert: X509Certificate): string {
-  const subject = (cert.subject as string | undefined) ?? "";
-  if (subject !== "") return `"${subject.replace(/\n/g, ", ")}"`;
+  const subject = dnText(cert.subject);
+  if (subject !== "") return `"${subject}"`;
   const uris = cert.subjectAltName ?? "";
   return uris !== "" ? `[${uris}]` : `serial ${cert.serialNumber}`;
 }

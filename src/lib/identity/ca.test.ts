@@ -399,6 +399,25 @@ describe("plug-in CA (Istio cacerts made with openssl)", () => {
   });
 });
 
+describe("intermediates", () => {
+  it("createIntermediate signs chains openssl verifies through the intermediate", async () => {
+    const root = await CertificateAuthority.create();
+    const intermediate = await root.createIntermediate({ commonName: "cluster1 intermediate" });
+    assert.equal(intermediate.kind, "plug-in");
+    const chain = await intermediate.sign((await createCsr(ID)).csrPem, { identity: ID });
+    assert.equal(chain.length, 3);
+    assert.match(opensslVerify(subdir(), chain, "sslserver"), /v-leaf\.pem: OK/);
+  });
+
+  it("loadOrCreate uses plug-in files already in the directory", async () => {
+    const dir = subdir();
+    makePluginDir(dir, "ec");
+    const ca = await CertificateAuthority.loadOrCreate(dir);
+    assert.equal(ca.kind, "plug-in");
+    assert.equal(ca.rootPem, readFileSync(join(dir, "root-cert.pem"), "utf8"));
+  });
+});
+
 describe("multiple roots", () => {
   it("serves every root in root-cert.pem and extraTrustedRoots, signing root first and last in chains", async () => {
     const dir = subdir();

@@ -24,7 +24,7 @@ import { X509Certificate, randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AmbientError, errnoCode } from "../errors.ts";
-import { issuedBy, subjectOf, validityAt } from "./bundle.ts";
+import { dnText, issuedBy, subjectOf, validityAt } from "./bundle.ts";
 import { parseCsr } from "./csr.ts";
 import {
   checkCertifiableKey,
@@ -326,7 +326,7 @@ export class CertificateAuthority {
           intermediates.length > 0 || pems.certChainPem !== undefined ? src.certChain : src.caCert;
         const end = isSelfSigned(top)
           ? `the root ${subjectOf(top)}, which is not in ${src.rootCert}`
-          : `${subjectOf(top)} (issuer "${top.issuer.replace(/\n/g, ", ")}"), which no certificate in ${src.rootCert} issued (${problems.join("; ")})`;
+          : `${subjectOf(top)} (issuer "${dnText(top.issuer)}"), which no certificate in ${src.rootCert} issued (${problems.join("; ")})`;
         throw badFile(
           blame,
           `the chain from ${src.caCert} ends at ${end}; check the files come from the same PKI`,
@@ -403,6 +403,56 @@ export class CertificateAuthority {
       notBefore: new Date(now - CLOCK_SKEW_GRACE_SECONDS * 1000),
       notAfter: new Date(now + ttl * 1000),
     });
+  }
+
+  /**
+   * A new CA whose signing certificate this CA issues (an intermediate, as when istiod runs with a
+   * plug-in intermediate from a shared root). Chains it signs are leaf, intermediate, ...this CA's
+   * chain, root. Mostly for tests of multi-level chains; `ttlSeconds` defaults to one year.
+   */
+  async createIntermediate(
+    options: CertificateAuthorityOptions & { commonName?: string; ttlSeconds?: number } = {},
+  ): Promise<CertificateAuthority> {
+    const { privateKeyPem } = await generateKey(options.keyAlgorithm ?? "ecdsa-p256");
+    const key = loadPrivateKey(privateKeyPem, "the new intermediate key");
+    const now = this.#now();
+    const wanted = now + (options.ttlSeconds ?? 365 * 24 * 3600) * 1000;
+    const notAfter = Math.min(wanted, this.#material.signingCert.validToDate.getTime());
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: randomSerial(),
+      subject: [
+        { O: [this.#issuerName.getField("O")[0] ?? DEFAULT_TRUST_DOMAIN] },
+        { CN: [options.commonName ?? "Ambient intermediate CA"] },
+      ],
+      issuer: this.#issuerName,
+      notBefore: new Date(now - CLOCK_SKEW_GRACE_SECONDS * 1000),
+      notAfter: new Date(notAfter),
+      publicKey: key.cryptoKeys.publicKey,
+      signingKey: this.#material.key.cryptoKeys.privateKey,
+      signingAlgorithm: this.#material.key.signingAlgorithm,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+          true,
+        ),
+        await x509.SubjectKeyIdentifierExtension.create(key.cryptoKeys.publicKey),
+        ...(this.#authorityKeyId !== undefined
+          ? [new x509.AuthorityKeyIdentifierExtension(this.#authorityKeyId)]
+          : []),
+      ],
+    });
+    const certPem = derToPem(new Uint8Array(cert.rawData), "CERTIFICATE");
+    return CertificateAuthority.fromPem(
+      {
+        caCertPem: certPem,
+        caKeyPem: privateKeyPem,
+        rootCertPem: this.roots().join(""),
+        certChainPem: [certPem, ...this.chainAfterLeaf()].join(""),
+      },
+      { ...options, now: options.now ?? this.#now },
+      { kind: "plug-in" },
+    );
   }
 
   /** The lifetime `sign` uses for a requested TTL: default when absent or <= 0, capped at the max. */

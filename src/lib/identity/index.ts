@@ -57,3 +57,14 @@ export {
   type WorkloadCertificate,
 } from "./bundle.ts";
 export { certificatePem, derToPem, pemToDer, splitPemCertificates } from "./pem.ts";
+export {
+  CertificateHolder,
+  DEFAULT_INITIAL_BACKOFF_MS,
+  DEFAULT_MAX_BACKOFF_MS,
+  systemTimers,
+  type CertificateHolderEvents,
+  type CertificateHolderOptions,
+  type FetchCertificate,
+  type HolderState,
+  type Timers,
+} from "./holder.ts";
