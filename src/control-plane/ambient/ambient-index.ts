@@ -5,8 +5,10 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { LocalitySchema } from "../../lib/gen/istio/workload/workload_pb.ts";
+import type { ConfigBatch } from "../../lib/config/index.ts";
 import {
   ambientEnrollment,
+  changesFromBatch,
   diffSnapshots,
   label,
   objectKey,
@@ -342,6 +344,11 @@ export class AmbientIndex {
     }
     const builds = Object.fromEntries(this.graph.flush());
     return { ...this.collectDelta(), builds };
+  }
+
+  /** Applies a config store batch (see `lib/config`). */
+  applyBatch(batch: ConfigBatch): AmbientDelta {
+    return this.apply(changesFromBatch(batch));
   }
 
   /** Makes the index hold exactly `snapshot`, returning what changed. */

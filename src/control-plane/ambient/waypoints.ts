@@ -227,7 +227,8 @@ function allowedRoutesOf(gateway: Gateway, binding: InboundBinding | undefined):
   bound ??= listeners.find((l) => l.protocol === "HBONE" && l.port === 15008);
   const ns = bound?.allowedRoutes?.namespaces;
   if (ns === undefined) return { from: "Same" };
-  const from = ns.from ?? "Same";
+  // Anything but All/Selector is treated as Same, istiod's default ("should be impossible").
+  const from = ns.from === "All" || ns.from === "Selector" ? ns.from : "Same";
   return ns.selector === undefined ? { from } : { from, selector: ns.selector };
 }
 

@@ -27,6 +27,7 @@ import type {
 import {
   annotation,
   canonicalService,
+  endpointSliceFields,
   formatRef,
   label,
   parseIp,
@@ -60,10 +61,11 @@ type Labels = Readonly<Record<string, string>>;
 export const slicesByPodIndex = "podTarget";
 
 export function slicePodTargets(slice: EndpointSlice): string[] {
-  if (slice.addressType === "FQDN") return [];
+  const fields = endpointSliceFields(slice);
+  if (fields.addressType === "FQDN") return [];
   if (slice.metadata.labels?.[label.serviceName] === undefined) return [];
   const out: string[] = [];
-  for (const ep of slice.endpoints ?? []) {
+  for (const ep of fields.endpoints ?? []) {
     const ref = ep.targetRef;
     if (ref?.kind !== "Pod") continue;
     out.push(
@@ -443,7 +445,7 @@ export function serviceEntryWorkloads(
   const namespace = se.metadata.namespace ?? "";
   const ref: ObjectRef = { kind: "ServiceEntry", namespace, name: se.metadata.name };
   const where = formatRef(ref);
-  let endpoints: WorkloadEntrySpec[] = spec.endpoints ?? [];
+  let endpoints: readonly WorkloadEntrySpec[] = spec.endpoints ?? [];
   const resolution = spec.resolution ?? "NONE";
   // A DNS entry without endpoints or selector: each host is its own endpoint, resolved by ztunnel.
   const implicit =
@@ -523,7 +525,8 @@ export function endpointSliceWorkloads(
   opts: AmbientOptions,
 ): WorkloadInfo[] {
   const serviceName = slice.metadata.labels?.[label.serviceName];
-  if (serviceName === undefined || slice.addressType === "FQDN") return [];
+  const fields = endpointSliceFields(slice);
+  if (serviceName === undefined || fields.addressType === "FQDN") return [];
   const namespace = slice.metadata.namespace ?? "";
   const ref: ObjectRef = { kind: "EndpointSlice", namespace, name: slice.metadata.name };
   const where = formatRef(ref);
@@ -531,7 +534,7 @@ export function endpointSliceWorkloads(
   const svc = ctx.get(t.workloadServices, serviceKey);
   if (svc === undefined || svc.source.kind !== "Service") return [];
   const ports: Port[] = [];
-  for (const p of slice.ports ?? []) {
+  for (const p of fields.ports ?? []) {
     // Only named TCP ports can be joined with the Service's ports (the API server defaults TCP).
     if (p.name === undefined || p.port === undefined || (p.protocol ?? "TCP") !== "TCP") continue;
     const match = svc.service.ports.find(
@@ -543,7 +546,7 @@ export function endpointSliceWorkloads(
   const network = networkOf(ctx, t, opts);
   const seen = new Set<string>();
   const out: WorkloadInfo[] = [];
-  for (const ep of slice.endpoints ?? []) {
+  for (const ep of fields.endpoints ?? []) {
     if (ep.targetRef?.kind === "Pod") continue;
     const key = ep.addresses[0];
     if (key === undefined) continue;

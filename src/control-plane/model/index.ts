@@ -6,6 +6,7 @@
 export {
   annotationsOf,
   apiGroup,
+  endpointSliceFields,
   formatRef,
   isClusterScoped,
   labelsOf,
@@ -16,6 +17,7 @@ export {
 } from "./objects.ts";
 export type * from "./objects.ts";
 export { diffSnapshots, snapshotOf } from "./snapshot.ts";
+export { changesFromBatch, fromConfigObject, snapshotFromStore } from "./config-source.ts";
 export type { ConfigChange, Snapshot } from "./snapshot.ts";
 export { annotation, label, value } from "./labels.ts";
 export type { TrafficType } from "./labels.ts";
@@ -26,8 +28,8 @@ export {
   labelSelectorMatches,
   selectsNonEmpty,
 } from "./selector.ts";
-export { formatIp, isIpv4, parseCidr, parseIp } from "./ip.ts";
-export type { Cidr } from "./ip.ts";
+export { formatIp, parseCidr, parseIp } from "./ip.ts";
+export type { AddressPrefix } from "./ip.ts";
 export {
   canonicalService,
   deployMetaFromPod,

@@ -20,7 +20,7 @@ export interface ObjectMeta {
   generateName?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
-  ownerReferences?: OwnerReference[];
+  ownerReferences?: readonly OwnerReference[];
   creationTimestamp?: string;
   deletionTimestamp?: string;
   resourceVersion?: string;
@@ -137,13 +137,14 @@ export function annotationsOf(obj: { metadata: ObjectMeta }): Readonly<Record<st
 
 export interface LabelSelectorRequirement {
   key: string;
-  operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
-  values?: string[];
+  /** `In`, `NotIn`, `Exists`, `DoesNotExist`; anything else never matches. */
+  operator: string;
+  values?: readonly string[];
 }
 
 export interface LabelSelector {
   matchLabels?: Record<string, string>;
-  matchExpressions?: LabelSelectorRequirement[];
+  matchExpressions?: readonly LabelSelectorRequirement[];
 }
 
 // ---- core/v1 -----------------------------------------------------------------------------------
@@ -162,14 +163,14 @@ export interface PodSpec {
   hostNetwork?: boolean;
   serviceAccountName?: string;
   serviceAccount?: string;
-  containers?: { name?: string; ports?: ContainerPort[] }[];
+  containers?: readonly { name?: string; ports?: readonly ContainerPort[] }[];
 }
 
 export interface PodStatus {
   phase?: string;
   podIP?: string;
-  podIPs?: { ip: string }[];
-  conditions?: { type: string; status: string }[];
+  podIPs?: readonly { ip: string }[];
+  conditions?: readonly { type: string; status: string }[];
 }
 
 export type Pod = KubeObject<PodSpec, PodStatus>;
@@ -186,9 +187,9 @@ export interface ServiceSpec {
   type?: string;
   selector?: Record<string, string>;
   clusterIP?: string;
-  clusterIPs?: string[];
-  ipFamilies?: string[];
-  ports?: ServicePort[];
+  clusterIPs?: readonly string[];
+  ipFamilies?: readonly string[];
+  ports?: readonly ServicePort[];
   trafficDistribution?: string;
   internalTrafficPolicy?: string;
   publishNotReadyAddresses?: boolean;
@@ -197,17 +198,26 @@ export interface ServiceSpec {
 export type Service = KubeObject<ServiceSpec>;
 
 export interface EndpointSliceEndpoint {
-  addresses: string[];
+  addresses: readonly string[];
   conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
   targetRef?: { kind?: string; namespace?: string; name?: string; uid?: string };
   nodeName?: string;
 }
 
-/** EndpointSlice keeps its fields at the top level rather than under `spec`. */
-export interface EndpointSlice extends KubeObject {
+export interface EndpointSliceFields {
   addressType?: string;
-  endpoints?: EndpointSliceEndpoint[];
-  ports?: { name?: string; port?: number; protocol?: string; appProtocol?: string }[];
+  endpoints?: readonly EndpointSliceEndpoint[];
+  ports?: readonly { name?: string; port?: number; protocol?: string; appProtocol?: string }[];
+}
+
+/**
+ * EndpointSlice keeps its fields at the top level on the wire; the config store carries them as
+ * `spec`. Read them with `endpointSliceFields`, which accepts both.
+ */
+export type EndpointSlice = KubeObject<EndpointSliceFields> & EndpointSliceFields;
+
+export function endpointSliceFields(slice: EndpointSlice): EndpointSliceFields {
+  return slice.spec ?? slice;
 }
 
 // ---- networking.istio.io -----------------------------------------------------------------------
@@ -232,19 +242,21 @@ export interface ServiceEntryPort {
 }
 
 export interface ServiceEntrySpec {
-  hosts?: string[];
-  addresses?: string[];
-  ports?: ServiceEntryPort[];
+  hosts?: readonly string[];
+  addresses?: readonly string[];
+  ports?: readonly ServiceEntryPort[];
   location?: string;
   resolution?: string;
-  endpoints?: WorkloadEntrySpec[];
+  endpoints?: readonly WorkloadEntrySpec[];
   workloadSelector?: { labels?: Record<string, string> };
-  subjectAltNames?: string[];
-  exportTo?: string[];
+  subjectAltNames?: readonly string[];
+  exportTo?: readonly string[];
 }
 
 export interface ServiceEntryStatus {
-  addresses?: { value: string; host?: string }[];
+  /** Addresses auto-allocated by Istio's IP allocation controller, per host. */
+  addresses?: readonly { value: string; host?: string }[];
+  readonly [field: string]: unknown;
 }
 
 export type ServiceEntry = KubeObject<ServiceEntrySpec, ServiceEntryStatus>;
@@ -256,17 +268,18 @@ export interface GatewayListener {
   port: number;
   protocol: string;
   allowedRoutes?: {
-    namespaces?: { from?: "All" | "Same" | "Selector"; selector?: LabelSelector };
+    /** `from`: `All`, `Same` (default) or `Selector`. */
+    namespaces?: { from?: string; selector?: LabelSelector };
   };
 }
 
 export interface GatewaySpec {
   gatewayClassName: string;
-  listeners?: GatewayListener[];
+  listeners?: readonly GatewayListener[];
 }
 
 export interface GatewayStatus {
-  addresses?: { type?: string; value: string }[];
+  addresses?: readonly { type?: string; value: string }[];
 }
 
 export type Gateway = KubeObject<GatewaySpec, GatewayStatus>;
@@ -283,49 +296,49 @@ export interface PolicyTargetReference {
 }
 
 export interface AuthorizationSource {
-  principals?: string[];
-  notPrincipals?: string[];
-  requestPrincipals?: string[];
-  notRequestPrincipals?: string[];
-  namespaces?: string[];
-  notNamespaces?: string[];
-  serviceAccounts?: string[];
-  notServiceAccounts?: string[];
-  ipBlocks?: string[];
-  notIpBlocks?: string[];
-  remoteIpBlocks?: string[];
-  notRemoteIpBlocks?: string[];
+  principals?: readonly string[];
+  notPrincipals?: readonly string[];
+  requestPrincipals?: readonly string[];
+  notRequestPrincipals?: readonly string[];
+  namespaces?: readonly string[];
+  notNamespaces?: readonly string[];
+  serviceAccounts?: readonly string[];
+  notServiceAccounts?: readonly string[];
+  ipBlocks?: readonly string[];
+  notIpBlocks?: readonly string[];
+  remoteIpBlocks?: readonly string[];
+  notRemoteIpBlocks?: readonly string[];
 }
 
 export interface AuthorizationOperation {
-  hosts?: string[];
-  notHosts?: string[];
-  ports?: string[];
-  notPorts?: string[];
-  methods?: string[];
-  notMethods?: string[];
-  paths?: string[];
-  notPaths?: string[];
+  hosts?: readonly string[];
+  notHosts?: readonly string[];
+  ports?: readonly string[];
+  notPorts?: readonly string[];
+  methods?: readonly string[];
+  notMethods?: readonly string[];
+  paths?: readonly string[];
+  notPaths?: readonly string[];
 }
 
 export interface AuthorizationCondition {
   key: string;
-  values?: string[];
-  notValues?: string[];
+  values?: readonly string[];
+  notValues?: readonly string[];
 }
 
 export interface AuthorizationRule {
-  from?: { source?: AuthorizationSource }[];
-  to?: { operation?: AuthorizationOperation }[];
-  when?: AuthorizationCondition[];
+  from?: readonly { source?: AuthorizationSource }[];
+  to?: readonly { operation?: AuthorizationOperation }[];
+  when?: readonly AuthorizationCondition[];
 }
 
 export interface AuthorizationPolicySpec {
   selector?: { matchLabels?: Record<string, string> };
   targetRef?: PolicyTargetReference;
-  targetRefs?: PolicyTargetReference[];
+  targetRefs?: readonly PolicyTargetReference[];
   action?: string;
-  rules?: AuthorizationRule[];
+  rules?: readonly AuthorizationRule[];
   provider?: { name?: string };
 }
 

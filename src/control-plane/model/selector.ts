@@ -50,6 +50,9 @@ export function labelSelectorMatches(selector: LabelSelector | undefined, labels
       case "DoesNotExist":
         if (has) return false;
         break;
+      default:
+        // An invalid selector selects nothing (Kubernetes refuses to build it).
+        return false;
     }
   }
   return true;

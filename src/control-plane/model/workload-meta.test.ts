@@ -100,3 +100,24 @@ describe("podServiceAccount", () => {
     );
   });
 });
+
+describe("owners of pods from sources without generateName (the config store)", () => {
+  it("still recognises Deployment and Job pods, and not StatefulSet pods", () => {
+    const rs = {
+      name: "web-5d4f8-abc",
+      labels: { "pod-template-hash": "5d4f8" },
+      ownerReferences: [{ kind: "ReplicaSet", name: "web-5d4f8", controller: true }],
+    };
+    assert.deepEqual(workloadOwnerOfPod(rs), { name: "web", kind: "Deployment" });
+    const job = {
+      name: "report-28991234-x",
+      ownerReferences: [{ kind: "Job", name: "report-28991234", controller: true }],
+    };
+    assert.deepEqual(workloadOwnerOfPod(job), { name: "report", kind: "CronJob" });
+    const sts = {
+      name: "db-0",
+      ownerReferences: [{ kind: "StatefulSet", name: "db", controller: true }],
+    };
+    assert.deepEqual(workloadOwnerOfPod(sts), { name: "db-0", kind: "Pod" });
+  });
+});

@@ -31,33 +31,31 @@ export function deployMetaFromPod(meta: ObjectMeta): WorkloadOwner {
   const podName = meta.name;
   let name = podName;
   let kind = "Pod";
-  if ((meta.generateName ?? "") !== "") {
-    const controller = (meta.ownerReferences ?? []).find((r) => r.controller === true);
-    if (controller !== undefined) {
-      kind = controller.kind;
-      name = controller.name;
-      const labels = meta.labels ?? {};
-      const hash = labels[label.podTemplateHash] ?? "";
-      const rolloutHash = labels[label.rolloutsPodTemplateHash] ?? "";
-      if (kind === "ReplicaSet" && hash !== "" && controller.name.endsWith(hash)) {
-        name = trimSuffix(controller.name, `-${hash}`);
-        kind = "Deployment";
-      } else if (
-        kind === "ReplicaSet" &&
-        rolloutHash !== "" &&
-        controller.name.endsWith(rolloutHash)
-      ) {
-        name = trimSuffix(controller.name, `-${rolloutHash}`);
-        kind = "Rollout";
-      } else if (kind === "ReplicationController" && (labels["deploymentconfig"] ?? "") !== "") {
-        name = labels["deploymentconfig"] ?? name;
-        kind = "DeploymentConfig";
-      } else if (kind === "Job") {
-        const m = cronJobSuffix.exec(controller.name);
-        if (m?.[1] !== undefined) {
-          name = m[1];
-          kind = "CronJob";
-        }
+  const controller = (meta.ownerReferences ?? []).find((r) => r.controller === true);
+  if (controller !== undefined && isGenerated(meta, controller.kind, controller.name)) {
+    kind = controller.kind;
+    name = controller.name;
+    const labels = meta.labels ?? {};
+    const hash = labels[label.podTemplateHash] ?? "";
+    const rolloutHash = labels[label.rolloutsPodTemplateHash] ?? "";
+    if (kind === "ReplicaSet" && hash !== "" && controller.name.endsWith(hash)) {
+      name = trimSuffix(controller.name, `-${hash}`);
+      kind = "Deployment";
+    } else if (
+      kind === "ReplicaSet" &&
+      rolloutHash !== "" &&
+      controller.name.endsWith(rolloutHash)
+    ) {
+      name = trimSuffix(controller.name, `-${rolloutHash}`);
+      kind = "Rollout";
+    } else if (kind === "ReplicationController" && (labels["deploymentconfig"] ?? "") !== "") {
+      name = labels["deploymentconfig"] ?? name;
+      kind = "DeploymentConfig";
+    } else if (kind === "Job") {
+      const m = cronJobSuffix.exec(controller.name);
+      if (m?.[1] !== undefined) {
+        name = m[1];
+        kind = "CronJob";
       }
     }
   }
@@ -105,6 +103,19 @@ function firstLabel(
     if (v !== undefined) return v;
   }
   return undefined;
+}
+
+/**
+ * istiod only follows owners of generated pods (`generateName` set). Config sources that drop
+ * `generateName` (the config store keeps only core metadata) still let us recognise the two
+ * controllers whose pods are always generated and whose names say so: a ReplicaSet whose name
+ * ends in the pod's `pod-template-hash`, and a Job.
+ */
+function isGenerated(meta: ObjectMeta, ownerKind: string, ownerName: string): boolean {
+  if (meta.generateName !== undefined) return meta.generateName !== "";
+  if (ownerKind === "Job") return true;
+  const hash = meta.labels?.[label.podTemplateHash] ?? "";
+  return ownerKind === "ReplicaSet" && hash !== "" && ownerName.endsWith(hash);
 }
 
 function trimSuffix(s: string, suffix: string): string {
