@@ -88,6 +88,9 @@ export class AmbientIndex {
   private readonly t: AmbientTables;
   private readonly inputs: Map<ResourceKind, Table<KubeObject>>;
   private readonly publishedAddresses = new Map<string, string>();
+  /** alias (`<network>/<ip>`) → names of the published Address resources carrying it. */
+  private readonly aliases = new Map<string, Set<string>>();
+  private readonly aliasesOf = new Map<string, readonly string[]>();
   private readonly publishedAuthorizations = new Map<string, string>();
 
   constructor(options: Partial<AmbientOptions> = {}) {
@@ -364,6 +367,23 @@ export class AmbientIndex {
     return out.sort(byName);
   }
 
+  /**
+   * The Address resources for one on-demand key (INTEROP §3.3): a workload uid, a
+   * `<namespace>/<hostname>`, or an alias `<network>/<ip>` (every workload and service with
+   * that address). Sorted by name; empty when nothing matches.
+   */
+  lookupAddresses(key: string): AddressResource[] {
+    const direct =
+      this.t.workloads.get(key)?.resource ?? this.t.workloadServices.get(key)?.resource;
+    if (direct !== undefined) return [direct];
+    const out: AddressResource[] = [];
+    for (const name of this.aliases.get(key) ?? []) {
+      const r = this.t.workloads.get(name)?.resource ?? this.t.workloadServices.get(name)?.resource;
+      if (r !== undefined) out.push(r);
+    }
+    return out.sort(byName);
+  }
+
   /** All current Authorization resources, sorted by name. */
   authorizations(): AuthorizationResource[] {
     const out: AuthorizationResource[] = [];
@@ -424,6 +444,27 @@ export class AmbientIndex {
     return out;
   }
 
+  private indexAliases(name: string, resource: AddressResource | undefined): void {
+    for (const a of this.aliasesOf.get(name) ?? []) {
+      const names = this.aliases.get(a);
+      names?.delete(name);
+      if (names?.size === 0) this.aliases.delete(a);
+    }
+    if (resource === undefined || resource.aliases.length === 0) {
+      this.aliasesOf.delete(name);
+      return;
+    }
+    this.aliasesOf.set(name, resource.aliases);
+    for (const a of resource.aliases) {
+      let names = this.aliases.get(a);
+      if (names === undefined) {
+        names = new Set();
+        this.aliases.set(a, names);
+      }
+      names.add(name);
+    }
+  }
+
   private collectDelta(): Omit<AmbientDelta, "builds"> {
     const addresses: ResourceDelta<AddressResource> = { updated: [], removed: [] };
     const authorizations: ResourceDelta<AuthorizationResource> = { updated: [], removed: [] };
@@ -442,10 +483,14 @@ export class AmbientIndex {
       delta.updated.push(resource);
     };
     for (const k of this.t.workloads.drainChanges()) {
-      publish(this.publishedAddresses, addresses, k, this.t.workloads.get(k)?.resource);
+      const r = this.t.workloads.get(k)?.resource;
+      publish(this.publishedAddresses, addresses, k, r);
+      this.indexAliases(k, r);
     }
     for (const k of this.t.workloadServices.drainChanges()) {
-      publish(this.publishedAddresses, addresses, k, this.t.workloadServices.get(k)?.resource);
+      const r = this.t.workloadServices.get(k)?.resource;
+      publish(this.publishedAddresses, addresses, k, r);
+      this.indexAliases(k, r);
     }
     for (const k of this.t.policies.drainChanges()) {
       publish(this.publishedAuthorizations, authorizations, k, this.t.policies.get(k)?.resource);

@@ -300,4 +300,25 @@ describe("AmbientIndex incremental updates", () => {
       two.addresses().map((r) => r.version),
     );
   });
+
+  it("looks addresses up by uid, hostname key or alias, following changes", () => {
+    const { index } = base();
+    assert.deepEqual(
+      index.lookupAddresses("/198.18.41.1").map((r) => r.name),
+      ["Kubernetes//Pod/a/web-1"],
+    );
+    assert.deepEqual(
+      index.lookupAddresses("/198.18.40.1").map((r) => r.name),
+      ["a/web.a.svc.cluster.local"],
+    );
+    assert.deepEqual(
+      index.lookupAddresses("Kubernetes//Pod/a/web-1").map((r) => r.name),
+      ["Kubernetes//Pod/a/web-1"],
+    );
+    index.apply(upsert(pod("a", "web-1", "198.18.41.9", { app: "web" })));
+    assert.deepEqual(index.lookupAddresses("/198.18.41.1"), []);
+    assert.equal(index.lookupAddresses("/198.18.41.9").length, 1);
+    index.apply([{ op: "delete", kind: "Pod", key: "a/web-1" }]);
+    assert.deepEqual(index.lookupAddresses("/198.18.41.9"), []);
+  });
 });
