@@ -122,8 +122,12 @@ export class Derived<I, O> {
   constructor(spec: DerivedSpec<I, O>, order: number) {
     this.spec = spec;
     this.order = order;
-    spec.input.subscribe((key) => this.dirty.add(key));
-    spec.output.rank = Math.max(spec.output.rank, order);
+    // One pass in declaration order is enough only if inputs are computed before readers.
+    if (spec.input.rank >= order) {
+      throw new Error(`${spec.name} takes ${spec.input.name} as input, which is computed after it`);
+    }
+    spec.output.raiseRank(order);
+    spec.input.subscribe((key) => this.dirty.add(key), order);
   }
 
   /** Rebuilds every dirty input key; returns how many builds ran. */

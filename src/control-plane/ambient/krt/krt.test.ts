@@ -155,4 +155,27 @@ describe("krt engine", () => {
     assert.equal(mid.size, 0);
     assert.match(g.reports()[0]?.message ?? "", /reads out, which is computed after it/);
   });
+
+  it("refuses graphs that one pass in declaration order could not settle", () => {
+    const g = new Graph();
+    const a = new Table<number>("a");
+    const b = new Table<number>("b");
+    const c = new Table<number>("c");
+    const same = {
+      build: (_c: unknown, n: number) => [n],
+      keyOf: (n: number) => String(n),
+      equals: (x: number, y: number) => x === y,
+    };
+    g.derive({ name: "AtoB", input: a, output: b, ...same });
+    g.derive({ name: "BtoC", input: b, output: c, ...same });
+    // Writing b or a now would wake a computation that already ran in the pass.
+    assert.throws(() => g.derive({ name: "CtoB", input: c, output: b, ...same }), /written after/);
+    assert.throws(() => g.derive({ name: "CtoA", input: c, output: a, ...same }), /written after/);
+    // A cycle through two more tables.
+    const d = new Table<number>("d");
+    const e = new Table<number>("e");
+    g.derive({ name: "CtoD", input: c, output: d, ...same });
+    g.derive({ name: "DtoE", input: d, output: e, ...same });
+    assert.throws(() => g.derive({ name: "EtoD", input: e, output: d, ...same }), /written after/);
+  });
 });

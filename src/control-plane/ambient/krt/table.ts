@@ -34,7 +34,9 @@ const noValues: readonly string[] = [];
 export class Table<T> implements Watched {
   readonly name: string;
   /** Order of the last computation writing this table (0 for inputs); readers must come later. */
-  rank = 0;
+  private rankValue = 0;
+  /** Lowest order of the computations taking this table as input. */
+  private firstReader = Number.POSITIVE_INFINITY;
   private readonly items = new Map<Key, T>();
   private readonly indexes = new Map<string, IndexState<T>>();
   private readonly keyWatchers = new Map<Key, Set<Watcher>>();
@@ -48,6 +50,21 @@ export class Table<T> implements Watched {
     this.name = name;
   }
 
+  get rank(): number {
+    return this.rankValue;
+  }
+
+  /** Raises the rank (a computation declared at `order` writes this table), index-key tables too. */
+  raiseRank(order: number): void {
+    if (order >= this.firstReader) {
+      throw new Error(
+        `table ${this.name} would be written after a computation that reads it as input`,
+      );
+    }
+    this.rankValue = Math.max(this.rankValue, order);
+    for (const idx of this.indexes.values()) idx.keys?.raiseRank(order);
+  }
+
   /** Adds a secondary index: `extract` gives the index values of an item. */
   addIndex(name: string, extract: (item: T) => readonly string[]): this {
     if (this.items.size > 0)
@@ -59,7 +76,10 @@ export class Table<T> implements Watched {
   /** A table whose keys are the index values that currently have at least one member. */
   indexKeys(name: string): Table<string> {
     const idx = this.index(name);
-    idx.keys ??= new Table<string>(`${this.name}#${name}`);
+    if (idx.keys === undefined) {
+      idx.keys = new Table<string>(`${this.name}#${name}`);
+      idx.keys.raiseRank(this.rankValue);
+    }
     return idx.keys;
   }
 
@@ -102,9 +122,10 @@ export class Table<T> implements Watched {
     return members === undefined ? [].values() : members.values();
   }
 
-  /** Calls `fn` with the key of every write; derived collections reading this table use it. */
-  subscribe(fn: (key: Key) => void): void {
+  /** Calls `fn` with the key of every write; the computation at `order` takes this table as input. */
+  subscribe(fn: (key: Key) => void, order = Number.POSITIVE_INFINITY): void {
     this.subscribers.push(fn);
+    this.firstReader = Math.min(this.firstReader, order);
   }
 
   /** Sets (or, with `undefined`, removes) an item and wakes everything that read it. */
