@@ -8,11 +8,7 @@ import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { LogOutput, MemorySink } from "../../src/lib/log/index.ts";
 import { DEFAULT_RESOURCES, FakeKubeApi } from "../../src/testing/fake-kube-api.ts";
-import {
-  KubeConfigStore,
-  type ConfigBatch,
-  type Kind,
-} from "../../src/lib/config/index.ts";
+import { KubeConfigStore, type ConfigBatch, type Kind } from "../../src/lib/config/index.ts";
 
 function kubeConfig(server: string): KubeConfig {
   const kc = new KubeConfig();
