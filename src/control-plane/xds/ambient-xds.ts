@@ -1,0 +1,65 @@
+/**
+ * Serves the ambient index over Delta ADS: `istio.workload.Address` and
+ * `istio.security.Authorization`. A wildcard subscriber (ztunnel's default) gets everything; an
+ * on-demand one gets what it asks for — a VIP brings its service and the workloads behind it,
+ * since each workload lists its services as `related` — and, always, the workloads on its own
+ * node. Authorization stays wildcard (ztunnel never asks for it on demand). Only changed
+ * resources are published, and the server offers them only to streams whose view holds them.
+ */
+import type { AddressResource, AmbientDelta, AuthorizationResource } from "../ambient/index.ts";
+import type { ResourceInput, XdsServer } from "../../lib/xds/index.ts";
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from "../../lib/xds/index.ts";
+import type { Caller } from "../auth/caller.ts";
+
+/** What the `select` hook knows of an Address resource. */
+export interface AddressMeta {
+  /** The node of a workload (undefined for services and node-less workloads). */
+  readonly node: string | undefined;
+}
+
+export type AmbientXdsServer = XdsServer<Caller, AddressMeta | undefined>;
+
+/** Registers the ambient types with their per-proxy views. */
+export function registerAmbientTypes(xds: AmbientXdsServer): void {
+  xds.registerType({
+    typeUrl: ADDRESS_TYPE_URL,
+    select: (r, c) =>
+      c.wildcard ||
+      c.requested ||
+      (r.meta?.node !== undefined && c.proxy.nodeName !== "" && r.meta.node === c.proxy.nodeName),
+  });
+  xds.registerType({ typeUrl: AUTHORIZATION_TYPE_URL });
+}
+
+function addressInput(r: AddressResource): ResourceInput<AddressMeta | undefined> {
+  const address = r.message.type;
+  if (address.case === "workload") {
+    const w = address.value;
+    return {
+      name: r.name,
+      version: r.version,
+      resource: r.bytes,
+      aliases: r.aliases,
+      // A subscription to one of the workload's services (or a VIP of one) brings it along.
+      related: Object.keys(w.services),
+      meta: { node: w.node === "" ? undefined : w.node },
+    };
+  }
+  return { name: r.name, version: r.version, resource: r.bytes, aliases: r.aliases };
+}
+
+function authorizationInput(r: AuthorizationResource): ResourceInput<AddressMeta | undefined> {
+  return { name: r.name, version: r.version, resource: r.bytes };
+}
+
+/** Publishes what an index update changed. */
+export function publishDelta(xds: AmbientXdsServer, delta: Omit<AmbientDelta, "builds">): void {
+  const { addresses, authorizations } = delta;
+  if (addresses.updated.length > 0)
+    xds.upsert(ADDRESS_TYPE_URL, addresses.updated.map(addressInput));
+  if (addresses.removed.length > 0) xds.remove(ADDRESS_TYPE_URL, addresses.removed);
+  if (authorizations.updated.length > 0) {
+    xds.upsert(AUTHORIZATION_TYPE_URL, authorizations.updated.map(authorizationInput));
+  }
+  if (authorizations.removed.length > 0) xds.remove(AUTHORIZATION_TYPE_URL, authorizations.removed);
+}
