@@ -112,6 +112,8 @@ export class ControlPlane {
   readonly #nodePods = new NodePods();
   readonly #status: WaypointStatusWriter | undefined;
   readonly #tokenNodes = new Set<string>();
+  /** Token writes started by config events; the first ones finish before xDS serves. */
+  readonly #tokenWrites = new Set<Promise<unknown>>();
   #unsubscribe: (() => void) | undefined;
   #refreshTimer: NodeJS.Timeout | undefined;
   #grpcPort = 0;
@@ -362,6 +364,8 @@ export class ControlPlane {
       problems: this.store.errors().length,
     });
 
+    // Nodes in the initial configuration have their token files before any proxy can connect.
+    await Promise.all([...this.#tokenWrites]);
     const creds = await this.#servingCredentials();
     this.#grpcPort = await new Promise<number>((resolve, reject) => {
       const { host, port } = config.grpcAddress;
@@ -403,7 +407,7 @@ export class ControlPlane {
         if (e.kind !== "Node" || e.type !== "added") continue;
         const name = e.new.metadata.name;
         if (this.#tokenNodes.has(name)) continue;
-        this.addNode(name).then(
+        const write = this.addNode(name).then(
           (path) => this.#log.info("node token written", { node: name, path }),
           (err: unknown) =>
             this.#log.error("cannot write node token", {
@@ -411,6 +415,8 @@ export class ControlPlane {
               error: err instanceof Error ? err.message : String(err),
             }),
         );
+        this.#tokenWrites.add(write);
+        void write.finally(() => this.#tokenWrites.delete(write));
       }
     }
   }
