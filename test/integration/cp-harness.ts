@@ -229,7 +229,7 @@ export class HeldState {
                 rejections.push({ name: u.name, reason });
                 continue;
               }
-              this.addresses.set(u.name, { version: u.version, address: u.resource });
+              this.addresses.set(u.name, { version: u.version, address: u.resource as Address });
             }
             for (const n of removed) this.addresses.delete(n);
             return rejections;
@@ -240,7 +240,10 @@ export class HeldState {
           onDemand: false,
           apply: ({ updates, removed }) => {
             for (const u of updates) {
-              this.authorizations.set(u.name, { version: u.version, authorization: u.resource });
+              this.authorizations.set(u.name, {
+                version: u.version,
+                authorization: u.resource as Authorization,
+              });
             }
             for (const n of removed) this.authorizations.delete(n);
           },
