@@ -92,8 +92,6 @@ export interface InpodListenerOptions {
   readonly dnsAddress?: ProxyBindAddress;
   /** Other ports (tests). */
   readonly ports?: Partial<Record<keyof typeof INPOD_PORTS, number>>;
-  /** listen(2) backlog. Default 128, as ztunnel. */
-  readonly backlog?: number;
   /** Listener errors after start-up (e.g. EMFILE on accept) are reported here. */
   readonly log?: Logger;
 }
@@ -196,7 +194,8 @@ export async function createInpodListeners(
   const ipv6 = podHasIpv6(netnsFd);
   const mark = options.mark ?? INPOD_MARK;
   const reusePort = options.reusePort ?? true;
-  const backlog = options.backlog ?? 128;
+  // Node listens again on an adopted fd with its own backlog (511), so use that from the start.
+  const backlog = 511;
   const list = specs(handlers, options, ipv6);
 
   // First every socket (synchronous; nothing to undo in Node yet), then adopt them all.
@@ -250,7 +249,7 @@ export async function createInpodListeners(
         udp.push(sock);
       } else {
         const server = new Server({ allowHalfOpen: true }, handlerFor(spec.role, handlers));
-        await adoptFd(server, fd, where, (done) => server.listen({ fd, backlog }, done));
+        await adoptFd(server, fd, where, (done) => server.listen({ fd }, done));
         adopted.push(server);
         server.on("error", (err) => {
           log?.warn("in-pod listener error", { addr: where, error: err.message });
