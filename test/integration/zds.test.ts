@@ -31,7 +31,7 @@ import {
 import { TestPod, TestProxies, fdCount, memoryLogger, waitFor } from "./zds-fixtures.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "amb-zds-it-"));
-const socketPath = join(dir, "ztunnel.sock");
+const socketPath = join(dir, "var", "run", "ztunnel", "ztunnel.sock"); // the agent makes the directory
 
 /** One ztunnel: its proxies and state (which survive reconnects) and its current ZDS client. */
 class Ztunnel {

@@ -9,6 +9,8 @@
  * it knows without one (after an agent restart) — then `snapshot_sent`.
  */
 import { EventEmitter } from "node:events";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 import { fail, ok, type Result } from "../../lib/errors.ts";
 import { LogOutput, type Logger } from "../../lib/log/index.ts";
 import { SeqpacketServer } from "../../lib/net/index.ts";
@@ -110,14 +112,20 @@ export class ZdsServer extends EventEmitter<ZdsServerEvents> {
   }
 
   /**
-   * Starts listening (removing a stale socket file first) and accepting. Throws AmbientError
-   * (EADDRINUSE when another agent is live on the path, EACCES, ENATIVE, ...).
+   * Starts listening (creating the socket's directory if needed and removing a stale socket file)
+   * and accepting. Throws AmbientError (EADDRINUSE when another agent is live on the path, EACCES,
+   * ENATIVE, ...).
    */
   static listen(options: ZdsServerOptions = {}): ZdsServer {
     const path = options.path ?? ZDS_DEFAULT_SOCKET_PATH;
-    const listener =
-      options.listener ??
-      SeqpacketServer.listen(path, options.mode === undefined ? {} : { mode: options.mode });
+    let listener = options.listener;
+    if (listener === undefined) {
+      mkdirSync(dirname(path), { recursive: true });
+      listener = SeqpacketServer.listen(
+        path,
+        options.mode === undefined ? {} : { mode: options.mode },
+      );
+    }
     return new ZdsServer(path, listener, options);
   }
 
