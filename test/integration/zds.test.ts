@@ -19,7 +19,7 @@ import {
   openNetns,
   socketFd,
 } from "../../src/lib/net/index.ts";
-import { ManualTimers } from "../../src/lib/zds/index.ts";
+import { ManualTimers } from "../../src/testing/manual-timers.ts";
 import { ZdsServer, type SnapshotResult } from "../../src/node-agent/zds/index.ts";
 import {
   InpodStateManager,

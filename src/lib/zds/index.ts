@@ -19,10 +19,8 @@ export {
   encodeRequest,
   fitUtf8,
 } from "./codec.ts";
-export { ManualTimers, settle } from "./manual-timers.ts";
 export { MemoryPacketConn, MemoryPacketListener } from "./memory-transport.ts";
 export { NetnsHandle } from "./netns-handle.ts";
-export { sleep, systemTimers, type ZdsTimers } from "./timers.ts";
 export type {
   PacketConn,
   PacketListener,

@@ -25,8 +25,8 @@ import {
   type NetnsHandle,
   type PacketConn,
   type ZdsRequest,
-  type ZdsTimers,
 } from "../../lib/zds/index.ts";
+import { type Timers } from "../../lib/timers.ts";
 
 /** Why a request did not succeed. */
 export type ZdsFailureKind =
@@ -74,7 +74,7 @@ interface Job {
 export interface ConnectionOptions {
   readonly id: number;
   readonly ackTimeoutMs: number;
-  readonly timers: ZdsTimers;
+  readonly timers: Timers;
   readonly log: Logger;
   /** Called once, when the connection closes for any reason. */
   readonly onClose: (reason: string) => void;

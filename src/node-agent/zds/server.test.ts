@@ -15,16 +15,15 @@ import { after, describe, it } from "node:test";
 import { LogOutput, MemorySink } from "../../lib/log/index.ts";
 import type { MemoryPacketConn } from "../../lib/zds/index.ts";
 import {
-  ManualTimers,
   MemoryPacketListener,
   decodeRequest,
   encodeAck,
   encodeHello,
-  settle,
   type ReceivedZdsRequest,
-  type ZdsTimers,
 } from "../../lib/zds/index.ts";
 import { ZdsServer, type ZdsServerEvents } from "./server.ts";
+import { type Timers } from "../../lib/timers.ts";
+import { ManualTimers, settle } from "../../testing/manual-timers.ts";
 
 // Plain files stand in for pod network namespaces: identity is (dev, ino) either way.
 const dir = mkdtempSync(join(tmpdir(), "amb-zds-agent-"));
@@ -81,7 +80,7 @@ interface Harness {
 }
 
 function start(
-  opts: { timers?: ZdsTimers; ackTimeoutMs?: number; acceptsPerSecond?: number } = {},
+  opts: { timers?: Timers; ackTimeoutMs?: number; acceptsPerSecond?: number } = {},
 ): Harness {
   const listener = new MemoryPacketListener();
   const sink = new MemorySink();

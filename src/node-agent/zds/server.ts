@@ -20,14 +20,12 @@ import {
   ZDS_DEFAULT_TIMEOUT_MS,
   ZDS_VERSION_V1,
   encodeRequest,
-  sleep,
-  systemTimers,
   type PacketConn,
   type PacketListener,
   type WorkloadInfo,
-  type ZdsTimers,
 } from "../../lib/zds/index.ts";
 import { ZtunnelConnection, type AckOutcome, type ZdsFailure } from "./connection.ts";
+import { sleep, systemTimers, type Timers } from "../../lib/timers.ts";
 
 export interface ZdsServerOptions {
   /** The socket path. Default /var/run/ztunnel/ztunnel.sock. */
@@ -41,7 +39,7 @@ export interface ZdsServerOptions {
   readonly ackTimeoutMs?: number;
   /** Accepts per second (one at a time, evenly spaced). Default 5, as istio-cni. */
   readonly acceptsPerSecond?: number;
-  readonly timers?: ZdsTimers;
+  readonly timers?: Timers;
   /** The transport; default a SEQPACKET socket at `path`. Tests pass an in-memory one. */
   readonly listener?: PacketListener;
   /** Opens a netns path as an fd; default openNetns. */
@@ -83,7 +81,7 @@ export class ZdsServer extends EventEmitter<ZdsServerEvents> {
   readonly path: string;
   readonly #listener: PacketListener;
   readonly #log: Logger;
-  readonly #timers: ZdsTimers;
+  readonly #timers: Timers;
   readonly #helloTimeoutMs: number;
   readonly #ackTimeoutMs: number;
   readonly #acceptIntervalMs: number;

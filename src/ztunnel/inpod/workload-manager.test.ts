@@ -5,17 +5,16 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { LogOutput, MemorySink } from "../../lib/log/index.ts";
 import {
-  ManualTimers,
   MemoryPacketListener,
   decodeAck,
   decodeHello,
   encodeRequest,
-  settle,
   type PacketConn,
   type ZdsRequest,
 } from "../../lib/zds/index.ts";
 import { InpodStateManager, type StopMode } from "./state-manager.ts";
 import { WorkloadManager } from "./workload-manager.ts";
+import { ManualTimers, settle } from "../../testing/manual-timers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "amb-zds-wm-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

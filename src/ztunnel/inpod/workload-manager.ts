@@ -26,13 +26,11 @@ import {
   describeRequest,
   encodeAck,
   encodeHello,
-  sleep,
-  systemTimers,
   type PacketConn,
-  type ZdsTimers,
 } from "../../lib/zds/index.ts";
 import { closeFd } from "../../lib/net/index.ts";
 import type { InpodStateManager } from "./state-manager.ts";
+import { sleep, systemTimers, type Timers } from "../../lib/timers.ts";
 
 export const RETRY_PENDING_INTERVAL_MS = 5_000;
 export const RECONNECT_INITIAL_MS = 10;
@@ -45,7 +43,7 @@ export interface WorkloadManagerOptions {
   readonly path?: string;
   /** Opens a connection; default a SEQPACKET connect to `path`. Throws when nobody listens. */
   readonly connect?: () => PacketConn;
-  readonly timers?: ZdsTimers;
+  readonly timers?: Timers;
   readonly log?: Logger;
   /** Pending proxies are retried this often. Default 5 s. */
   readonly retryIntervalMs?: number;
@@ -77,7 +75,7 @@ export class WorkloadManager extends EventEmitter<WorkloadManagerEvents> {
   readonly path: string;
   readonly #state: InpodStateManager;
   readonly #connect: () => PacketConn;
-  readonly #timers: ZdsTimers;
+  readonly #timers: Timers;
   readonly #log: Logger;
   readonly #retryIntervalMs: number;
   readonly #initialMs: number;

@@ -1,5 +1,5 @@
-/** Hand-driven ZdsTimers for tests: time moves only when the test says so. */
-import type { ZdsTimers } from "./timers.ts";
+/** Hand-driven Timers for tests: time moves only when the test says so. */
+import type { Timers } from "../lib/timers.ts";
 
 interface Armed {
   readonly at: number;
@@ -7,7 +7,7 @@ interface Armed {
   readonly fn: () => void;
 }
 
-export class ManualTimers implements ZdsTimers {
+export class ManualTimers implements Timers {
   #now = 0;
   #seq = 0;
   readonly #armed = new Map<number, Armed>();
