@@ -254,6 +254,11 @@ export class PoolState<C, W> {
     return out;
   }
 
+  /** Whether the pool holds anything for a key: connections, waiters or handshakes. */
+  has(key: string): boolean {
+    return this.#keys.has(key);
+  }
+
   /** Queued requests and handshakes in flight for a key (for diagnostics and tests). */
   pending(key: string): { waiters: number; connecting: number } {
     const ks = this.#keys.get(key);

@@ -291,7 +291,7 @@ describe("copyBidirectional between TCP and an HTTP/2 stream", () => {
     const client = await connect(port);
     await once(client, "data");
     client.resetAndDestroy();
-    assert.equal(await peerCodes.next(), http2.constants.NGHTTP2_CONNECT_ERROR);
+    assert.equal(await peerCodes.next(), http2.constants.NGHTTP2_CANCEL);
     const r = await results[0]!;
     assert.equal(r.resetBy, "downstream");
     assert.equal(r.error, undefined);

@@ -7,14 +7,14 @@
  * - Half-close propagates: the end of one side's reads (TCP FIN, HTTP/2 END_STREAM) ends the other
  *   side's writes, and the copy keeps running in the other direction.
  * - Resets propagate: an abnormal close of one side (TCP RST, RST_STREAM, destroy, error) resets
- *   the other (RST_STREAM with CONNECT_ERROR, as RFC 9113 §8.5 asks, or a TCP RST).
+ *   the other (RST_STREAM(CANCEL) on an HTTP/2 stream, a TCP RST on a socket).
  * - A reset is a normal way for a connection to end (ztunnel's copy treats it the same): it is
  *   reported as `reset`, not as `error`. `error` is for anything else (timeouts, internal failures).
  * - One completion callback, when both sides have closed, with the byte counts of each direction.
  */
 import { constants as h2 } from "node:http2";
 import { Socket } from "node:net";
-import type { Duplex } from "node:stream";
+import { addAbortSignal, type Duplex } from "node:stream";
 
 /** Which side of a copy ended it abnormally (reset, aborted or errored) first. */
 export type CopySide = "downstream" | "upstream";
@@ -51,6 +51,8 @@ const disconnectCodes: ReadonlySet<string> = new Set([
   "ECONNABORTED",
   "ENOTCONN",
   "ERR_STREAM_PREMATURE_CLOSE",
+  // Our own reset of an HTTP/2 stream (see Side.reset) surfaces as an AbortError on it.
+  "ABORT_ERR",
   "ERR_STREAM_DESTROYED",
   "ERR_STREAM_WRITE_AFTER_END",
   "ERR_HTTP2_STREAM_ERROR",
@@ -69,9 +71,9 @@ type Kind = "h2" | "tcp" | "other";
 
 interface H2StreamLike {
   readonly rstCode: number | undefined;
-  readonly closed: boolean;
-  close(code?: number): void;
 }
+
+const abortedSignal = AbortSignal.abort();
 
 function kindOf(s: Duplex): Kind {
   if ("rstCode" in s && "session" in s && typeof (s as { close?: unknown }).close === "function") {
@@ -115,12 +117,13 @@ class Side {
     const s = this.stream;
     if (s.destroyed) return;
     switch (this.kind) {
-      case "h2": {
-        const h = s as unknown as H2StreamLike;
-        if (!h.closed) h.close(h2.NGHTTP2_CONNECT_ERROR);
-        else s.destroy();
+      case "h2":
+        // Node's stream.close(code) ends the writable side first, which can put END_STREAM on
+        // the wire ahead of the RST_STREAM, so the peer sees a clean FIN before the reset.
+        // Destroying the stream through an aborted signal sends RST_STREAM(CANCEL) alone (what
+        // hyper, and so ztunnel, sends when a tunnel is dropped).
+        addAbortSignal(abortedSignal, s);
         return;
-      }
       case "tcp": {
         const sock = s as Socket;
         // libuv cannot reset a socket whose FIN is already queued (the reset fails with EINVAL
