@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import {
   HboneClient,
   HboneServer,
@@ -224,4 +225,129 @@ export async function outboundProxy(
     );
   });
   return { port: await listen(server, cleanup), results };
+}
+
+// ---- Raw HTTP/2 over TLS, for peers that misbehave on purpose --------------------------------
+
+export const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+export const FRAME = {
+  DATA: 0,
+  HEADERS: 1,
+  RST_STREAM: 3,
+  SETTINGS: 4,
+  PING: 6,
+  GOAWAY: 7,
+  WINDOW_UPDATE: 8,
+} as const;
+export const FLAG = { END_STREAM: 1, ACK: 1, END_HEADERS: 4 } as const;
+
+export function h2Frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream & 0x7fffffff, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** HPACK integer with an n-bit prefix (RFC 7541 §5.1). */
+function hpackInt(value: number, prefixBits: number, firstByteHigh: number): number[] {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) return [firstByteHigh | value];
+  const out = [firstByteHigh | max];
+  let v = value - max;
+  while (v >= 128) {
+    out.push((v % 128) + 128);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+}
+
+/** A header block of literal fields without indexing, new names, no Huffman (RFC 7541 §6.2.2). */
+export function hpackBlock(headers: readonly (readonly [string, string])[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, value] of headers) {
+    const n = Buffer.from(name, "latin1");
+    const v = Buffer.from(value, "latin1");
+    parts.push(Buffer.from([0x00, ...hpackInt(n.length, 7, 0)]), n);
+    parts.push(Buffer.from(hpackInt(v.length, 7, 0)), v);
+  }
+  return Buffer.concat(parts);
+}
+
+export function settingsFrame(settings: readonly (readonly [number, number])[]): Buffer {
+  const p = Buffer.alloc(6 * settings.length);
+  settings.forEach(([id, value], i) => {
+    p.writeUInt16BE(id, i * 6);
+    p.writeUInt32BE(value, i * 6 + 2);
+  });
+  return h2Frame(FRAME.SETTINGS, 0, 0, p);
+}
+
+export interface RawFrame {
+  readonly type: number;
+  readonly flags: number;
+  readonly stream: number;
+  readonly payload: Buffer;
+}
+
+/** Collects the frames a raw peer receives. */
+export class FrameCollector {
+  #buf = Buffer.alloc(0);
+  readonly frames: RawFrame[] = [];
+  push(chunk: Buffer): void {
+    this.#buf = Buffer.concat([this.#buf, chunk]);
+    while (this.#buf.length >= 9) {
+      const len = this.#buf.readUIntBE(0, 3);
+      if (this.#buf.length < 9 + len) break;
+      this.frames.push({
+        type: this.#buf[3]!,
+        flags: this.#buf[4]!,
+        stream: this.#buf.readUInt32BE(5) & 0x7fffffff,
+        payload: this.#buf.subarray(9, 9 + len),
+      });
+      this.#buf = this.#buf.subarray(9 + len);
+    }
+  }
+}
+
+/** A TLS connection with ALPN h2 and the given client certificate (no HTTP/2 yet). */
+export function rawTls(
+  port: number,
+  cert: { privateKeyPem: string; chainPem: readonly string[] } | undefined,
+  rootsPem: readonly string[],
+  cleanup: Cleanup,
+  extra: tls.ConnectionOptions = {},
+): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({
+      host: "127.0.0.1",
+      port,
+      ca: [...rootsPem],
+      ...(cert !== undefined ? { key: cert.privateKeyPem, cert: cert.chainPem.join("") } : {}),
+      ALPNProtocols: ["h2"],
+      checkServerIdentity: () => undefined,
+      ...extra,
+    });
+    cleanup.add(() => s.destroy());
+    s.once("secureConnect", () => {
+      s.off("error", reject);
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+}
+
+/** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
+export async function waitFor(
+  predicate: () => boolean,
+  what: string,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }

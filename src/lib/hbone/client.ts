@@ -240,7 +240,9 @@ export class HboneClient {
       };
       const onClose = (): void => {
         cleanup();
-        const why = firstError?.message ?? `stream closed (code ${stream.rstCode ?? "?"})`;
+        const why = !info.serverAnswered()
+          ? `the server closed the connection right after the TLS handshake; it may have refused the client certificate of ${key.source} (untrusted root, expired, or another trust domain)`
+          : (firstError?.message ?? `stream closed (code ${stream.rstCode ?? "?"})`);
         reject(
           new HboneError(
             "HBONE_STREAM_FAILED",

@@ -60,6 +60,11 @@ export interface HboneConnection {
   readonly session: http2.ClientHttp2Session;
   /** The identity the server presented (one of the expected). */
   readonly peerIdentity: Identity;
+  /**
+   * Whether the server's HTTP/2 SETTINGS arrived. A server that refuses the client after the TLS
+   * handshake (TLS 1.3 checks the client certificate last) closes without ever sending them.
+   */
+  readonly serverAnswered: () => boolean;
 }
 
 function waitConnected(socket: net.Socket, p: OpenConnectionParams): Promise<void> {
@@ -183,6 +188,10 @@ export async function openConnection(p: OpenConnectionParams): Promise<HboneConn
     ...clientSessionOptions(p.tuning),
     createConnection: () => t,
   });
+  let answered = false;
+  session.once("remoteSettings", () => {
+    answered = true;
+  });
   session.setLocalWindowSize(p.tuning.connectionWindowSize);
   startKeepalive(session, {
     intervalMs: p.tuning.keepaliveIntervalMs,
@@ -192,5 +201,5 @@ export async function openConnection(p: OpenConnectionParams): Promise<HboneConn
       session.destroy();
     },
   });
-  return { session, peerIdentity };
+  return { session, peerIdentity, serverAnswered: () => answered };
 }

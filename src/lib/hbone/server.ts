@@ -163,7 +163,7 @@ export class HboneServer {
    * Listens on a port, or adopts a listening fd (`{ fd }`, e.g. created in a pod's network
    * namespace). Resolves the bound address. Several servers may share a port with `reusePort`.
    */
-  async listen(options: net.ListenOptions): Promise<net.AddressInfo> {
+  async listen(options: net.ListenOptions | { readonly fd: number }): Promise<net.AddressInfo> {
     const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) =>
       this.handleConnection(socket),
     );
