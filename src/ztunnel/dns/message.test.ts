@@ -174,6 +174,18 @@ describe("parseQuery", () => {
     assert.deepEqual(reply.questions, [{ name: "version.bind", type: "TXT", class: "CH" }]);
   });
 
+  it("EDNS version above 0: BADVERS (extended rcode 16 in the OPT record)", () => {
+    const opt = { ...edns(1232), ednsVersion: 1 } as dnsPacket.Answer;
+    const p = parseQuery(query("a.b", "A", { additionals: [opt] }));
+    assert.equal(p.kind, "reject");
+    const r = decode((p as { reply: Buffer }).reply);
+    assert.equal(r.rcode, "NOERROR");
+    const o = r.additionals?.find((a): a is dnsPacket.OptAnswer => a.type === "OPT");
+    assert.equal(o?.extendedRcode, 1);
+    assert.equal(o?.ednsVersion, 0);
+    assert.deepEqual(r.questions, [{ name: "a.b", type: "A", class: "IN" }]);
+  });
+
   it("two OPT records: FORMERR", () => {
     assert.equal(
       rejected(query("a.b", "A", { additionals: [edns(1232), edns(1232)] })).rcode,

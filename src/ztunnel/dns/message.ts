@@ -25,6 +25,8 @@ export const RCODE = {
   REFUSED: 5,
 } as const;
 export type Rcode = (typeof RCODE)[keyof typeof RCODE];
+/** Extended rcode 16 (RFC 6891): the upper 8 bits travel in the OPT record. */
+export const BADVERS = 16;
 
 const QR = 0x8000;
 const AA = 0x0400;
@@ -59,7 +61,7 @@ export type ParsedQuery =
   /** Answer with `reply` (FORMERR / NOTIMP); `reason` is for logs. */
   | {
       readonly kind: "reject";
-      readonly rcode: Rcode;
+      readonly rcode: Rcode | typeof BADVERS;
       readonly reply: Buffer;
       readonly reason: string;
     }
@@ -98,6 +100,18 @@ export function errorResponse(raw: Buffer, rcode: Rcode, questionEnd?: number): 
   out.writeUInt16BE(0, 8);
   out.writeUInt16BE(0, 10);
   return out;
+}
+
+/** BADVERS: header rcode 0, OPT with extended rcode 1 (16 >> 4) and our version, 0. */
+function badVersResponse(raw: Buffer, questionEnd: number): Buffer {
+  const head = errorResponse(raw, RCODE.NOERROR, questionEnd);
+  head.writeUInt16BE(1, 10);
+  // OPT: root name, TYPE 41, CLASS = our UDP size, TTL = ext-rcode | version | flags, RDLEN 0.
+  const opt = Buffer.alloc(11);
+  opt.writeUInt16BE(41, 1);
+  opt.writeUInt16BE(MAX_UDP_PAYLOAD, 3);
+  opt[5] = BADVERS >> 4;
+  return Buffer.concat([head, opt]);
 }
 
 /** Reads one query. Never throws. */
@@ -178,6 +192,14 @@ export function parseQuery(raw: Buffer): ParsedQuery {
       udpPayloadSize: a.udpPayloadSize,
       version: a.ednsVersion,
       dnssecOk: a.flag_do,
+    };
+  }
+  if (edns !== undefined && edns.version > 0) {
+    return {
+      kind: "reject",
+      rcode: BADVERS,
+      reply: badVersResponse(raw, questionEnd),
+      reason: `EDNS version ${edns.version} (only 0 is supported)`,
     };
   }
   return {
