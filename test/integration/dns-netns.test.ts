@@ -1,7 +1,8 @@
 /**
  * The DNS proxy in in-pod mode (root): a "pod" network namespace with Istio's DNS redirect rules
- * (UDP/TCP to port 53 not carrying mark 0x539 -> REDIRECT :15053, INTEROP §5.4), the proxy's
- * sockets created inside it, and an upstream resolver in a second namespace across a veth.
+ * (UDP/TCP to port 53 not carrying mark 0x539 -> REDIRECT :15053, INTEROP §5.4), the in-pod
+ * listeners (ztunnel/inpod) dispatching 15053 to the proxy, and an upstream resolver in a second
+ * namespace across a veth.
  *
  * An application query to the upstream's address is captured by the proxy: mesh names are
  * answered locally, others forwarded upstream through sockets the netns socket factory makes
@@ -15,8 +16,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createSocket } from "node:dgram";
 import type { Socket as UdpSocket } from "node:dgram";
-import { createServer } from "node:net";
-import type { Server } from "node:net";
+import { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import * as dnsPacket from "dns-packet";
@@ -26,6 +26,8 @@ import { LogOutput, MemorySink } from "../../src/lib/log/index.ts";
 import { applyLocalConfig, parseLocalConfig, ProxyState } from "../../src/ztunnel/state/index.ts";
 import { DnsMetrics, DnsProxy, netnsSocketFactory } from "../../src/ztunnel/dns/index.ts";
 import type { UpstreamSocketFactory } from "../../src/ztunnel/dns/index.ts";
+import { DnsTcpDecoder, frame } from "../../src/ztunnel/dns/tcp-framing.ts";
+import { createInpodListeners } from "../../src/ztunnel/inpod/index.ts";
 
 const run = promisify(execFile);
 const sh = async (cmd: string, args: string[]) =>
@@ -53,21 +55,30 @@ function udpIn(netns: number, address: string, port: number, mark?: number): Udp
   return s;
 }
 
-async function tcpListenIn(netns: number, address: string, port: number): Promise<Server> {
-  const { fd } = createNetnsSocket({
-    netns,
-    protocol: "tcp",
-    family: 4,
-    mark: 1337,
-    bind: { address, port },
-    listen: { backlog: 128 },
-  });
-  const server = createServer({ allowHalfOpen: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ fd }, () => resolve());
-  });
-  return server;
+/** The application over TCP: an unmarked connection from the pod to the upstream's port 53. */
+async function appTcpQuery(podNs: number, name: string): Promise<Decoded | undefined> {
+  const { fd } = createNetnsSocket({ netns: podNs, protocol: "tcp", family: 4 });
+  const s = new Socket({ fd });
+  const decoder = new DnsTcpDecoder();
+  try {
+    return await new Promise<Decoded | undefined>((resolve) => {
+      const t = setTimeout(() => resolve(undefined), 4000);
+      s.on("error", () => resolve(undefined));
+      s.on("data", (c: Buffer) =>
+        decoder.push(c, (m) => {
+          clearTimeout(t);
+          resolve(dnsPacket.decode(m) as Decoded);
+        }),
+      );
+      s.connect(53, UPSTREAM_IP, () => {
+        s.write(
+          frame(dnsPacket.encode({ type: "query", id: 0x4343, questions: [{ name, type: "A" }] })),
+        );
+      });
+    });
+  } finally {
+    s.destroy();
+  }
 }
 
 /** The application: a UDP query from an unmarked socket in the pod, to the upstream's address. */
@@ -227,15 +238,36 @@ services:
       upstreamAttempts: 1,
       maxForwardsInFlight,
     });
-    // ztunnel's listener sockets in the pod: localhost, with the mark.
-    proxy.attachUdp(udpIn(podNs, "127.0.0.1", DNS_PORT, 1337));
-    proxy.attachTcp(await tcpListenIn(podNs, "127.0.0.1", DNS_PORT));
-    return proxy;
+    // The in-pod listeners (15053 UDP+TCP on localhost, marked) dispatching to the proxy.
+    const listeners = await createInpodListeners(podNs, {
+      outbound: (c) => c.destroy(),
+      inboundPlaintext: (c) => c.destroy(),
+      inbound: (c) => c.destroy(),
+      dns: {
+        tcp: (c) => proxy.handleTcpConnection(c),
+        udp: (m, r, sock) => proxy.handleUdpMessage(m, r, sock),
+      },
+    });
+    return {
+      proxy,
+      close: async () => {
+        await listeners.close();
+        await proxy.close();
+      },
+    };
   }
 
   it("answers mesh names and forwards others through marked sockets that escape the redirect", async () => {
-    const proxy = await startProxy(netnsSocketFactory({ netns: podNs }));
+    const running = await startProxy(netnsSocketFactory({ netns: podNs }));
     try {
+      const tcp = await appTcpQuery(podNs, "productpage");
+      assert.ok(tcp, "no TCP answer for a mesh name");
+      assert.equal(tcp.id, 0x4343);
+      assert.deepEqual(
+        tcp.answers?.map((a) => (a as dnsPacket.StringAnswer).data),
+        ["198.18.9.9"],
+      );
+
       upstreamSeen.length = 0;
       const mesh = await appQuery(podNs, "productpage");
       assert.ok(mesh, "no answer for a mesh name");
@@ -257,12 +289,12 @@ services:
       );
       assert.deepEqual(upstreamSeen, ["ext.example.com"]);
     } finally {
-      await proxy.close();
+      await running.close();
     }
   });
 
   it("without the mark the proxy's own query is captured again and never reaches the upstream", async () => {
-    const proxy = await startProxy(netnsSocketFactory({ netns: podNs, mark: 0 }), 4);
+    const running = await startProxy(netnsSocketFactory({ netns: podNs, mark: 0 }), 4);
     try {
       upstreamSeen.length = 0;
       const r = await appQuery(podNs, "ext.example.com");
@@ -270,7 +302,7 @@ services:
       assert.equal(r.rcode, "SERVFAIL");
       assert.deepEqual(upstreamSeen, []);
     } finally {
-      await proxy.close();
+      await running.close();
     }
   });
 });

@@ -163,7 +163,9 @@ export class DnsProxy {
   /** Serves queries arriving on a bound UDP socket. `close()` closes it. */
   attachUdp(socket: UdpSocket): void {
     this.#served.udp.add(socket);
-    socket.on("message", (msg: Buffer, rinfo: RemoteInfo) => this.#onUdp(socket, msg, rinfo));
+    socket.on("message", (msg: Buffer, rinfo: RemoteInfo) =>
+      this.handleUdpMessage(msg, rinfo, socket),
+    );
     socket.on("error", (err) => this.#log.warn("DNS UDP socket error", { error: err.message }));
     socket.on("close", () => this.#served.udp.delete(socket));
   }
@@ -219,7 +221,11 @@ export class DnsProxy {
     await Promise.all(waits);
   }
 
-  #onUdp(socket: UdpSocket, msg: Buffer, rinfo: RemoteInfo): void {
+  /**
+   * Answers one datagram received on `socket` (for callers that own the socket and dispatch
+   * messages themselves, like the in-pod listeners' `dns.udp` handler).
+   */
+  handleUdpMessage(msg: Buffer, rinfo: RemoteInfo, socket: UdpSocket): void {
     this.answer(msg, "udp").then(
       (reply) => {
         if (reply === undefined || this.#closed) return;
