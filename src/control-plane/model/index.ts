@@ -19,8 +19,8 @@ export type * from "./objects.ts";
 export { diffSnapshots, snapshotOf } from "./snapshot.ts";
 export { changesFromBatch, fromConfigObject, snapshotFromStore } from "./config-source.ts";
 export type { ConfigChange, Snapshot } from "./snapshot.ts";
-export { annotation, label, value } from "./labels.ts";
-export type { TrafficType } from "./labels.ts";
+export { annotation, label, value } from "../../lib/ambient/index.ts";
+export type { TrafficType } from "../../lib/ambient/index.ts";
 export {
   formatLabels,
   isEmpty,
@@ -38,5 +38,5 @@ export {
   workloadOwnerOfPod,
 } from "./workload-meta.ts";
 export type { WorkloadOwner } from "./workload-meta.ts";
-export { ambientEnrollment } from "./enrollment.ts";
-export type { Enrollment, EnrollmentReason } from "./enrollment.ts";
+export { ambientEnrollment } from "../../lib/ambient/index.ts";
+export type { Enrollment, EnrollmentReason } from "../../lib/ambient/index.ts";

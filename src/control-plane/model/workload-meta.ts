@@ -5,7 +5,7 @@
  * CronJob by the `-<8-10 digit timestamp>` suffix), and the canonical service name/revision.
  * Owner objects themselves are never looked up, exactly like istiod.
  */
-import { label } from "./labels.ts";
+import { label } from "../../lib/ambient/index.ts";
 import type { ObjectMeta, Pod } from "./objects.ts";
 
 /**

@@ -20,7 +20,6 @@ export {
   DEFAULT_MAX_BACKOFF_MS,
   type BackoffOptions,
 } from "./backoff.ts";
-export { systemTimers, type Timers } from "./timers.ts";
 
 // Server
 export { XdsServer, DEFAULT_DEBOUNCE_MS, DEFAULT_MAX_DELAY_MS } from "./server/server.ts";

@@ -6,7 +6,7 @@ import type { Logger } from "../../log/index.ts";
 import type { BackoffOptions } from "../backoff.ts";
 import type { Rejection } from "../nack.ts";
 import type { NodeInit } from "../node.ts";
-import type { Timers } from "../timers.ts";
+import type { Timers } from "../../timers.ts";
 import type { XdsTlsOptions } from "./credentials.ts";
 import type { TypeHandler } from "./handler.ts";
 import type { TerminationReason } from "./termination.ts";

@@ -10,7 +10,7 @@ import { RequestDecodeFailure } from "../../grpc/index.ts";
 import type { Logger } from "../../log/index.ts";
 import { parseProxyInfo } from "../node.ts";
 import type { ProxyInfo } from "../node.ts";
-import type { Timers } from "../timers.ts";
+import type { Timers } from "../../timers.ts";
 import { encodeDeltaResponse } from "./response.ts";
 import { TypeSession } from "./session.ts";
 import type { InView } from "./session.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Timers } from "../timers.ts";
+import type { Timers } from "../../timers.ts";
 import { Debouncer } from "./debounce.ts";
 
 /** A manual clock: advance() fires due timers in order. */

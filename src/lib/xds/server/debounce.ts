@@ -4,8 +4,8 @@
  * even if changes keep coming. One timer per batch: a trigger only records the time, and the
  * timer, when it fires early, re-arms for the remaining time (no clear/set per change).
  */
-import { systemTimers } from "../timers.ts";
-import type { Timers } from "../timers.ts";
+import { systemTimers } from "../../timers.ts";
+import type { Timers } from "../../timers.ts";
 
 export interface DebounceOptions {
   readonly quietMs: number;

@@ -7,7 +7,7 @@ import type { Result } from "../../errors.ts";
 import type { Logger } from "../../log/index.ts";
 import type { Rejection } from "../nack.ts";
 import type { ProxyInfo } from "../node.ts";
-import type { Timers } from "../timers.ts";
+import type { Timers } from "../../timers.ts";
 import type { StoredResource } from "./resource.ts";
 import type { SessionDebug } from "./session.ts";
 import type { ResourceProvider } from "./store.ts";

@@ -1,17 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ambientEnrollment } from "./enrollment.ts";
-import type { Namespace, Pod } from "./objects.ts";
+import { ambientEnrollment, type EnrollmentNamespace, type EnrollmentPod } from "./enrollment.ts";
 
-const ns = (labels: Record<string, string> = {}): Namespace => ({
-  apiVersion: "v1",
-  kind: "Namespace",
-  metadata: { name: "app", labels },
+const ns = (labels: Record<string, string> = {}): EnrollmentNamespace => ({
+  metadata: { labels },
 });
-const pod = (meta: Partial<Pod["metadata"]> = {}, spec: Pod["spec"] = {}): Pod => ({
-  apiVersion: "v1",
-  kind: "Pod",
-  metadata: { name: "p", namespace: "app", ...meta },
+const pod = (
+  meta: Partial<EnrollmentPod["metadata"]> = {},
+  spec: EnrollmentPod["spec"] = {},
+): EnrollmentPod => ({
+  metadata: { namespace: "app", ...meta },
   spec,
 });
 const ambientNs = ns({ "istio.io/dataplane-mode": "ambient" });
@@ -36,7 +34,7 @@ describe("ambientEnrollment", () => {
   });
   it("never enrolls sidecar, host-network, ztunnel or waypoint pods", () => {
     const labelled = { "istio.io/dataplane-mode": "ambient" };
-    const cases: [Pod, string][] = [
+    const cases: [EnrollmentPod, string][] = [
       [pod({ labels: labelled, annotations: { "sidecar.istio.io/status": "{}" } }), "sidecar"],
       [pod({ labels: { ...labelled, "sidecar.istio.io/inject": "true" } }), "sidecar-injection"],
       [pod({ labels: labelled }, { hostNetwork: true }), "host-network"],

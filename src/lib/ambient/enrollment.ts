@@ -5,7 +5,21 @@
  * when the node agent has annotated the pod `ambient.istio.io/redirection: enabled`.
  */
 import { annotation, label, value } from "./labels.ts";
-import type { Namespace, Pod } from "./objects.ts";
+
+/** The parts of a Pod the decision reads (any Kubernetes-shaped pod object fits). */
+export interface EnrollmentPod {
+  readonly metadata: {
+    readonly namespace?: string | undefined;
+    readonly labels?: Readonly<Record<string, string>> | undefined;
+    readonly annotations?: Readonly<Record<string, string>> | undefined;
+  };
+  readonly spec?: { readonly hostNetwork?: boolean | undefined } | undefined;
+}
+
+/** The parts of a Namespace the decision reads. */
+export interface EnrollmentNamespace {
+  readonly metadata: { readonly labels?: Readonly<Record<string, string>> | undefined };
+}
 
 export type EnrollmentReason =
   | "pod-label"
@@ -32,8 +46,8 @@ export interface Enrollment {
  * requested), host-network pods, ztunnel pods and waypoint instances are never enrolled.
  */
 export function ambientEnrollment(
-  pod: Pod,
-  namespace: Namespace | undefined,
+  pod: EnrollmentPod,
+  namespace: EnrollmentNamespace | undefined,
   systemNamespace: string,
 ): Enrollment {
   const labels = pod.metadata.labels ?? {};
