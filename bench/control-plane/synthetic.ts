@@ -91,7 +91,7 @@ export function podObject(p: PodRef, version: string): ConfigObject<"Pod"> {
       podIPs: [{ ip: p.ip }],
       conditions: [{ type: "Ready", status: "True" }],
     },
-  } as ConfigObject<"Pod">;
+  };
 }
 
 /** Every object of the cluster. */

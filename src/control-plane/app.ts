@@ -37,7 +37,7 @@ import { DebugServer } from "./http/debug-server.ts";
 import { ControlPlaneMetrics } from "./http/metrics.ts";
 import { WaypointStatusWriter, type WaypointDeployer } from "./status/waypoint-status.ts";
 import {
-  publishDelta,
+  AmbientPublisher,
   registerAmbientTypes,
   type AddressMeta,
   type AmbientXdsServer,
@@ -110,6 +110,7 @@ export class ControlPlane {
   readonly #grpc: Server;
   readonly #http: DebugServer;
   readonly #nodePods = new NodePods();
+  readonly #publisher: AmbientPublisher;
   readonly #status: WaypointStatusWriter | undefined;
   readonly #tokenNodes = new Set<string>();
   /** Token writes started by config events; the first ones finish before xDS serves. */
@@ -176,6 +177,7 @@ export class ControlPlane {
       logger: logOutput.logger("xds"),
     });
     registerAmbientTypes(this.xds);
+    this.#publisher = new AmbientPublisher(this.xds);
     this.#grpc = createGrpcServer({
       "grpc.max_receive_message_length": MAX_RECEIVE_BYTES,
       "grpc.max_send_message_length": -1,
@@ -400,7 +402,7 @@ export class ControlPlane {
     for (const e of batch.events) this.metrics.configEvents.inc({ kind: e.kind });
     this.#nodePods.apply(batch);
     const delta = this.index.applyBatch(batch);
-    publishDelta(this.xds, delta);
+    this.#publisher.publish(delta);
     this.#status?.onBatch(batch);
     if (this.tokens !== undefined) {
       for (const e of batch.events) {

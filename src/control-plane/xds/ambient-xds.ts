@@ -31,9 +31,54 @@ export function registerAmbientTypes(xds: AmbientXdsServer): void {
   xds.registerType({ typeUrl: AUTHORIZATION_TYPE_URL });
 }
 
-function addressInput(r: AddressResource): ResourceInput<AddressMeta | undefined> {
-  const address = r.message.type;
-  if (address.case === "workload") {
+function authorizationInput(r: AuthorizationResource): ResourceInput<AddressMeta | undefined> {
+  return { name: r.name, version: r.version, resource: r.bytes };
+}
+
+/** Publishes index deltas to the server. */
+export class AmbientPublisher {
+  readonly #xds: AmbientXdsServer;
+  /** One meta object per node, shared by its workloads (100k workloads, 1k nodes). */
+  readonly #metaByNode = new Map<string, AddressMeta>();
+
+  constructor(xds: AmbientXdsServer) {
+    this.#xds = xds;
+  }
+
+  /** Publishes what an index update changed. */
+  publish(delta: Omit<AmbientDelta, "builds">): void {
+    const xds = this.#xds;
+    const { addresses, authorizations } = delta;
+    if (addresses.updated.length > 0) {
+      xds.upsert(
+        ADDRESS_TYPE_URL,
+        addresses.updated.map((r) => this.#addressInput(r)),
+      );
+    }
+    if (addresses.removed.length > 0) xds.remove(ADDRESS_TYPE_URL, addresses.removed);
+    if (authorizations.updated.length > 0) {
+      xds.upsert(AUTHORIZATION_TYPE_URL, authorizations.updated.map(authorizationInput));
+    }
+    if (authorizations.removed.length > 0) {
+      xds.remove(AUTHORIZATION_TYPE_URL, authorizations.removed);
+    }
+  }
+
+  #nodeMeta(node: string): AddressMeta | undefined {
+    if (node === "") return undefined;
+    let m = this.#metaByNode.get(node);
+    if (m === undefined) {
+      m = Object.freeze({ node });
+      this.#metaByNode.set(node, m);
+    }
+    return m;
+  }
+
+  #addressInput(r: AddressResource): ResourceInput<AddressMeta | undefined> {
+    const address = r.message.type;
+    if (address.case !== "workload") {
+      return { name: r.name, version: r.version, resource: r.bytes, aliases: r.aliases };
+    }
     const w = address.value;
     return {
       name: r.name,
@@ -42,24 +87,7 @@ function addressInput(r: AddressResource): ResourceInput<AddressMeta | undefined
       aliases: r.aliases,
       // A subscription to one of the workload's services (or a VIP of one) brings it along.
       related: Object.keys(w.services),
-      meta: { node: w.node === "" ? undefined : w.node },
+      meta: this.#nodeMeta(w.node),
     };
   }
-  return { name: r.name, version: r.version, resource: r.bytes, aliases: r.aliases };
-}
-
-function authorizationInput(r: AuthorizationResource): ResourceInput<AddressMeta | undefined> {
-  return { name: r.name, version: r.version, resource: r.bytes };
-}
-
-/** Publishes what an index update changed. */
-export function publishDelta(xds: AmbientXdsServer, delta: Omit<AmbientDelta, "builds">): void {
-  const { addresses, authorizations } = delta;
-  if (addresses.updated.length > 0)
-    xds.upsert(ADDRESS_TYPE_URL, addresses.updated.map(addressInput));
-  if (addresses.removed.length > 0) xds.remove(ADDRESS_TYPE_URL, addresses.removed);
-  if (authorizations.updated.length > 0) {
-    xds.upsert(AUTHORIZATION_TYPE_URL, authorizations.updated.map(authorizationInput));
-  }
-  if (authorizations.removed.length > 0) xds.remove(AUTHORIZATION_TYPE_URL, authorizations.removed);
 }
