@@ -44,9 +44,9 @@ step("+ ambient index", indexMs);
 const xds = new XdsServer({
   authenticate: () => Promise.resolve(ok(undefined)),
 }) as unknown as AmbientXdsServer;
-registerAmbientTypes(xds);
+const provider = registerAmbientTypes(xds);
 t = performance.now();
-new AmbientPublisher(xds).publish(delta);
+new AmbientPublisher(xds, provider).publish(delta);
 const xdsMs = performance.now() - t;
 delta.addresses.updated.length = 0;
 delta.authorizations.updated.length = 0;

@@ -84,6 +84,10 @@ async function main(): Promise<void> {
   const cp = child("cp-process.ts", { ...shape, debounce: values.debounce }, [
     "--expose-gc",
     "--max-old-space-size=4096",
+    // CP_BENCH_PROFILE=dir writes a V8 CPU profile of the control plane there.
+    ...(process.env["CP_BENCH_PROFILE"] !== undefined
+      ? ["--cpu-prof", `--cpu-prof-dir=${process.env["CP_BENCH_PROFILE"]}`]
+      : []),
   ]);
   const procs: ChildProcess[] = [];
   try {

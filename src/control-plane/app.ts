@@ -176,8 +176,7 @@ export class ControlPlane {
       observer: this.metrics.xdsObserver(),
       logger: logOutput.logger("xds"),
     });
-    registerAmbientTypes(this.xds);
-    this.#publisher = new AmbientPublisher(this.xds);
+    this.#publisher = new AmbientPublisher(this.xds, registerAmbientTypes(this.xds));
     this.#grpc = createGrpcServer({
       "grpc.max_receive_message_length": MAX_RECEIVE_BYTES,
       "grpc.max_send_message_length": -1,

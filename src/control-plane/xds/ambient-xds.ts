@@ -8,7 +8,8 @@
  */
 import type { AddressResource, AmbientDelta, AuthorizationResource } from "../ambient/index.ts";
 import type { ResourceInput, XdsServer } from "../../lib/xds/index.ts";
-import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from "../../lib/xds/index.ts";
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, storeResource } from "../../lib/xds/index.ts";
+import { AddressProvider } from "./address-provider.ts";
 import type { Caller } from "../auth/caller.ts";
 
 /** What the `select` hook knows of an Address resource. */
@@ -19,16 +20,21 @@ export interface AddressMeta {
 
 export type AmbientXdsServer = XdsServer<Caller, AddressMeta | undefined>;
 
-/** Registers the ambient types with their per-proxy views. */
-export function registerAmbientTypes(xds: AmbientXdsServer): void {
+/** Registers the ambient types with their per-proxy views; returns the Address provider. */
+export function registerAmbientTypes(
+  xds: AmbientXdsServer,
+): AddressProvider<AddressMeta | undefined> {
+  const addresses = new AddressProvider<AddressMeta | undefined>();
   xds.registerType({
     typeUrl: ADDRESS_TYPE_URL,
+    provider: addresses,
     select: (r, c) =>
       c.wildcard ||
       c.requested ||
       (r.meta?.node !== undefined && c.proxy.nodeName !== "" && r.meta.node === c.proxy.nodeName),
   });
   xds.registerType({ typeUrl: AUTHORIZATION_TYPE_URL });
+  return addresses;
 }
 
 function authorizationInput(r: AuthorizationResource): ResourceInput<AddressMeta | undefined> {
@@ -38,24 +44,30 @@ function authorizationInput(r: AuthorizationResource): ResourceInput<AddressMeta
 /** Publishes index deltas to the server. */
 export class AmbientPublisher {
   readonly #xds: AmbientXdsServer;
+  readonly #addresses: AddressProvider<AddressMeta | undefined>;
   /** One meta object per node, shared by its workloads (100k workloads, 1k nodes). */
   readonly #metaByNode = new Map<string, AddressMeta>();
 
-  constructor(xds: AmbientXdsServer) {
+  constructor(xds: AmbientXdsServer, addresses: AddressProvider<AddressMeta | undefined>) {
     this.#xds = xds;
+    this.#addresses = addresses;
   }
 
   /** Publishes what an index update changed. */
   publish(delta: Omit<AmbientDelta, "builds">): void {
     const xds = this.#xds;
     const { addresses, authorizations } = delta;
+    const changed: string[] = [];
     if (addresses.updated.length > 0) {
-      xds.upsert(
-        ADDRESS_TYPE_URL,
-        addresses.updated.map((r) => this.#addressInput(r)),
+      const stored = addresses.updated.map((r) =>
+        storeResource(ADDRESS_TYPE_URL, this.#addressInput(r)),
       );
+      for (const n of this.#addresses.upsert(stored)) changed.push(n);
     }
-    if (addresses.removed.length > 0) xds.remove(ADDRESS_TYPE_URL, addresses.removed);
+    if (addresses.removed.length > 0) {
+      for (const n of this.#addresses.remove(addresses.removed)) changed.push(n);
+    }
+    if (changed.length > 0) xds.changed(ADDRESS_TYPE_URL, changed);
     if (authorizations.updated.length > 0) {
       xds.upsert(AUTHORIZATION_TYPE_URL, authorizations.updated.map(authorizationInput));
     }
