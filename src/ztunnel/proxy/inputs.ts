@@ -46,6 +46,8 @@ export interface ProxyConfig {
   readonly poolUnusedReleaseTimeoutMs: number;
   /** Outbound TCP connect timeout (10 s). */
   readonly connectTimeoutMs: number;
+  /** `TLS12_ENABLED`: also offer/accept TLS 1.2 on HBONE (TLS 1.3 only by default). */
+  readonly tls12Enabled: boolean;
 }
 
 /** Workload certificates, fetched from the CA (or a local CA in static mode) and kept fresh. */
