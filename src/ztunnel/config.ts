@@ -125,6 +125,8 @@ export interface LoadConfigOptions {
   readonly cpuCount?: number;
   /** Default POD_NAME; default the host name. */
   readonly hostname?: string;
+  /** Values that win over `env` (the CLI's flags). */
+  readonly overrides?: Env;
 }
 
 export const DEFAULT_ROOT_CERT_PATH = "/var/run/secrets/istio/root-cert.pem";
@@ -169,6 +171,7 @@ export function parseConfig(
 ): Result<ZtunnelConfig, string[]> {
   const problems: string[] = [];
   const fileExists = options.fileExists ?? existsSync;
+  if (options.overrides !== undefined) env = { ...env, ...options.overrides };
 
   /** The variable's value; unset and (for most) empty mean "not given". */
   const raw = (name: string): string | undefined => env[name];
