@@ -21,9 +21,8 @@ import { LogOutput, type Logger, type Sink } from "../lib/log/index.ts";
 import { systemTimers, type Timers } from "../lib/timers.ts";
 import {
   ADDRESS_TYPE_URL,
-  XdsClient,
-  buildProxyNode,
   type BackoffOptions,
+  type XdsClient,
   type XdsTlsOptions,
 } from "../lib/xds/index.ts";
 import type { PacketConn, WorkloadInfo } from "../lib/zds/index.ts";
@@ -50,12 +49,7 @@ import type { ProxyInputs } from "./proxy/inputs.ts";
 import { Readiness, readinessResponse } from "./readiness.ts";
 import { ProxyState, applyLocalConfig } from "./state/index.ts";
 import { VERSION, buildInfo } from "./version.ts";
-import {
-  addressHandler,
-  authorizationHandler,
-  createXdsMetrics,
-  loadLocalXds,
-} from "./xds/index.ts";
+import { createZtunnelXdsClient, loadLocalXds } from "./xds/index.ts";
 
 export interface DedicatedProxyOptions {
   /** `PROXY_WORKLOAD_INFO`: the one workload this proxy serves. */
@@ -219,6 +213,19 @@ export class ZtunnelApp {
       localIdentities: () => state.localIdentities(),
     });
 
+    const xds =
+      config.localXds === undefined && config.xdsAddress !== undefined
+        ? createZtunnelXdsClient({
+            address: config.xdsAddress,
+            config,
+            state,
+            registry,
+            logOutput,
+            ...(options.xdsBackoff !== undefined ? { backoff: options.xdsBackoff } : {}),
+            ...(options.timers !== undefined ? { timers: options.timers } : {}),
+          })
+        : undefined;
+
     const inputs: ProxyInputs = {
       config: config.proxy,
       state,
@@ -226,6 +233,9 @@ export class ZtunnelApp {
       registry,
       accessLog: logOutput.logger("access"),
       log: logOutput.logger("proxy"),
+      ...(xds !== undefined && config.xdsOnDemand
+        ? { demand: { demand: (name: string) => xds.lookup(ADDRESS_TYPE_URL, name) } }
+        : {}),
     };
     const app = new ZtunnelApp(options, {
       logOutput,
@@ -236,6 +246,7 @@ export class ZtunnelApp {
       readiness: readinessInputs,
     });
     app.#caClient = caClient;
+    app.#xds = xds;
     try {
       await app.#start();
     } catch (err) {
@@ -335,8 +346,10 @@ export class ZtunnelApp {
         policies: local.config.authorizations.length,
       });
       this.#xdsSynced();
-    } else if (config.xdsAddress !== undefined) {
-      this.#startXds(config.xdsAddress);
+    } else if (this.#xds !== undefined) {
+      const client = this.#xds;
+      void client.ready.then(() => this.#xdsSynced());
+      client.start();
     } else {
       log.warn(
         "no xDS address and no local config: ztunnel knows no workloads (XDS_ADDRESS is empty)",
@@ -391,49 +404,6 @@ export class ZtunnelApp {
             },
       );
     };
-  }
-
-  #startXds(address: string): void {
-    const config = this.config;
-    const xdsLog = this.logOutput.logger("xds");
-    const metrics = createXdsMetrics(this.registry);
-    const altHostname = config.altXdsHostname;
-    const client = new XdsClient({
-      address,
-      tls: async (): Promise<XdsTlsOptions> => {
-        const rootCertsPem = await readRootCert(config.xdsRootCert, "XDS_ROOT_CA");
-        return {
-          ...(rootCertsPem !== undefined ? { rootCertsPem } : {}),
-          ...(altHostname !== undefined ? { altHostname } : {}),
-        };
-      },
-      token: tokenReader(config.auth),
-      clusterId: config.clusterId,
-      headers: config.xdsHeaders,
-      node: buildProxyNode({
-        // ztunnel announces 1.1.1.1 when it does not know its IP.
-        instanceIp: config.instanceIp === "" ? "1.1.1.1" : config.instanceIp,
-        podName: config.podName,
-        podNamespace: config.podNamespace,
-        nodeName: config.nodeName ?? "",
-        metadata: config.proxyMetadata,
-        jsonMetadata: config.jsonMetadata,
-      }),
-      onDemand: config.xdsOnDemand,
-      handlers: [addressHandler(this.state, xdsLog), authorizationHandler(this.state)],
-      observer: metrics,
-      logger: xdsLog,
-      ...(this.#options.xdsBackoff !== undefined ? { backoff: this.#options.xdsBackoff } : {}),
-      ...(this.#options.timers !== undefined ? { timers: this.#options.timers } : {}),
-    });
-    this.#xds = client;
-    if (config.xdsOnDemand) {
-      (this.inputs as { demand?: ProxyInputs["demand"] }).demand = {
-        demand: (name) => client.lookup(ADDRESS_TYPE_URL, name),
-      };
-    }
-    void client.ready.then(() => this.#xdsSynced());
-    client.start();
   }
 
   /** The first full view is in: readiness can count certificates, proxies may start. */

@@ -161,108 +161,145 @@ async function get(url: string, init?: RequestInit): Promise<{ status: number; b
   return { status: res.status, body: await res.text() };
 }
 
-describe("ztunnel against a control plane", () => {
-  let pki: TestPki;
-  let grpc: Server;
-  let xds: XdsServer<string>;
-  let app: ZtunnelApp;
-  const sink = new MemorySink();
+interface ControlPlane {
+  readonly pki: TestPki;
+  readonly xds: XdsServer<string>;
+  readonly grpc: Server;
+  readonly port: number;
+  readonly caRequests: CaRequest[];
+  /** CA answers wait until this is called. */
+  readonly openCa: () => void;
+  stop(): void;
+}
+
+const bearer = (md: { get(k: string): unknown[] }) => {
+  const v = md.get("authorization")[0];
+  return typeof v === "string" ? v : undefined;
+};
+
+/** An XdsServer and an IstioCertificateService on one TLS gRPC server, checking tokens. */
+async function startControlPlane(): Promise<ControlPlane> {
+  const pki = await createTestPki();
+  const tls = await serverTls();
+  writeFileSync(rootFile, tls.rootPem);
+  writeFileSync(tokenFile, "token-1\n");
   const caRequests: CaRequest[] = [];
   let openCa!: () => void;
   const caGate = new Promise<void>((resolve) => {
     openCa = resolve;
   });
+
+  const xds = new XdsServer<string>({
+    authenticate: ({ metadata }) => {
+      const auth = bearer(metadata);
+      return Promise.resolve(
+        auth !== undefined && validTokens.has(auth.replace(/^Bearer /, ""))
+          ? ok("ztunnel")
+          : fail(`bad token ${auth ?? "(none)"}`),
+      );
+    },
+    debounceMs: 10,
+    maxDelayMs: 50,
+  });
+  xds.registerType({ typeUrl: ADDRESS_TYPE_URL, schema: AddressSchema });
+  xds.registerType({ typeUrl: AUTHORIZATION_TYPE_URL, schema: AuthorizationSchema });
+  xds.upsert(ADDRESS_TYPE_URL, [
+    workload("client-1", { sa: "client", node: "node-a", ip: [198, 18, 1, 10] }),
+    workload("server-1", {
+      sa: "server",
+      node: "node-b",
+      ip: [198, 18, 1, 20],
+      services: [SERVER_SVC],
+    }),
+    workload("legacy-1", { sa: "legacy", node: "node-a", ip: [198, 18, 1, 30], hbone: false }),
+    serviceResource(),
+  ]);
+  xds.upsert(AUTHORIZATION_TYPE_URL, [policyResource()]);
+
+  const grpc = createGrpcServer();
+  xds.attach(grpc);
+  addService(grpc, IstioCertificateService, {
+    createCertificate: unaryHandler(async (call) => {
+      const md = call.metadata;
+      const auth = bearer(md);
+      const impersonated = call.request.metadata?.["ImpersonatedIdentity"];
+      caRequests.push({
+        authorization: auth,
+        clusterId: md.get("clusterid")[0] as string | undefined,
+        impersonated,
+        validity: call.request.validityDuration,
+      });
+      if (auth === undefined || !validTokens.has(auth.replace(/^Bearer /, ""))) {
+        throw new GrpcStatusError(GrpcStatus.UNAUTHENTICATED, "bad token");
+      }
+      if (typeof impersonated !== "string") {
+        throw new GrpcStatusError(GrpcStatus.INVALID_ARGUMENT, "ImpersonatedIdentity missing");
+      }
+      await caGate;
+      const chain = await pki.ca.sign(call.request.csr, {
+        identity: impersonated,
+        ttlSeconds: Number(call.request.validityDuration),
+      });
+      return { certChain: chain };
+    }),
+  });
+  const port = await bind(grpc, 0, tls);
+  return {
+    pki,
+    xds,
+    grpc,
+    port,
+    caRequests,
+    openCa,
+    stop() {
+      openCa();
+      xds.close();
+      grpc.forceShutdown();
+    },
+  };
+}
+
+/** ztunnel's environment for a control plane on `port` (everything on 127.0.0.1). */
+function ztunnelEnv(port: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    XDS_ADDRESS: `https://127.0.0.1:${port}`,
+    CA_ADDRESS: `https://127.0.0.1:${port}`,
+    ALT_XDS_HOSTNAME: SERVER_NAME,
+    ALT_CA_HOSTNAME: SERVER_NAME,
+    XDS_ROOT_CA: rootFile,
+    CA_ROOT_CA: rootFile,
+    AUTH_TOKEN: tokenFile,
+    CLUSTER_ID: "test-cluster",
+    NODE_NAME: "node-a",
+    POD_NAME: "ztunnel-a",
+    POD_NAMESPACE: "istio-system",
+    INSTANCE_IP: "198.18.0.2",
+    INPOD_ENABLED: "false",
+    SECRET_TTL: "1h",
+    RUST_LOG: "info",
+    ADMIN_ADDRESS: "127.0.0.1:0",
+    METRICS_ADDRESS: "127.0.0.1:0",
+    READINESS_ADDRESS: "127.0.0.1:0",
+    ...extra,
+  };
+}
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("ztunnel against a control plane", () => {
+  let pki: TestPki;
+  let xds: XdsServer<string>;
+  let cp: ControlPlane;
+  let app: ZtunnelApp;
+  const sink = new MemorySink();
+  let caRequests: CaRequest[];
+  let openCa: () => void;
   let base: { admin: string; metrics: string; readiness: string };
 
   before(async () => {
-    pki = await createTestPki();
-    const tls = await serverTls();
-    writeFileSync(rootFile, tls.rootPem);
-    writeFileSync(tokenFile, "token-1\n");
-
-    const bearer = (md: { get(k: string): unknown[] }) => {
-      const v = md.get("authorization")[0];
-      return typeof v === "string" ? v : undefined;
-    };
-    xds = new XdsServer<string>({
-      authenticate: ({ metadata }) => {
-        const auth = bearer(metadata);
-        return Promise.resolve(
-          auth !== undefined && validTokens.has(auth.replace(/^Bearer /, ""))
-            ? ok("ztunnel")
-            : fail(`bad token ${auth ?? "(none)"}`),
-        );
-      },
-      debounceMs: 10,
-      maxDelayMs: 50,
-    });
-    xds.registerType({ typeUrl: ADDRESS_TYPE_URL, schema: AddressSchema });
-    xds.registerType({ typeUrl: AUTHORIZATION_TYPE_URL, schema: AuthorizationSchema });
-    xds.upsert(ADDRESS_TYPE_URL, [
-      workload("client-1", { sa: "client", node: "node-a", ip: [198, 18, 1, 10] }),
-      workload("server-1", {
-        sa: "server",
-        node: "node-b",
-        ip: [198, 18, 1, 20],
-        services: [SERVER_SVC],
-      }),
-      workload("legacy-1", { sa: "legacy", node: "node-a", ip: [198, 18, 1, 30], hbone: false }),
-      serviceResource(),
-    ]);
-    xds.upsert(AUTHORIZATION_TYPE_URL, [policyResource()]);
-
-    grpc = createGrpcServer();
-    xds.attach(grpc);
-    addService(grpc, IstioCertificateService, {
-      createCertificate: unaryHandler(async (call) => {
-        const md = call.metadata;
-        const auth = bearer(md);
-        const impersonated = call.request.metadata?.["ImpersonatedIdentity"];
-        caRequests.push({
-          authorization: auth,
-          clusterId: md.get("clusterid")[0] as string | undefined,
-          impersonated,
-          validity: call.request.validityDuration,
-        });
-        if (auth === undefined || !validTokens.has(auth.replace(/^Bearer /, ""))) {
-          throw new GrpcStatusError(GrpcStatus.UNAUTHENTICATED, "bad token");
-        }
-        if (typeof impersonated !== "string") {
-          throw new GrpcStatusError(GrpcStatus.INVALID_ARGUMENT, "ImpersonatedIdentity missing");
-        }
-        await caGate;
-        const chain = await pki.ca.sign(call.request.csr, {
-          identity: impersonated,
-          ttlSeconds: Number(call.request.validityDuration),
-        });
-        return { certChain: chain };
-      }),
-    });
-    const port = await bind(grpc, 0, tls);
-
-    const config = loadConfig(
-      {
-        XDS_ADDRESS: `https://127.0.0.1:${port}`,
-        CA_ADDRESS: `https://127.0.0.1:${port}`,
-        ALT_XDS_HOSTNAME: SERVER_NAME,
-        ALT_CA_HOSTNAME: SERVER_NAME,
-        XDS_ROOT_CA: rootFile,
-        CA_ROOT_CA: rootFile,
-        AUTH_TOKEN: tokenFile,
-        CLUSTER_ID: "test-cluster",
-        NODE_NAME: "node-a",
-        POD_NAME: "ztunnel-a",
-        POD_NAMESPACE: "istio-system",
-        INSTANCE_IP: "198.18.0.2",
-        INPOD_ENABLED: "false",
-        SECRET_TTL: "1h",
-        RUST_LOG: "info",
-        ADMIN_ADDRESS: "127.0.0.1:0",
-        METRICS_ADDRESS: "127.0.0.1:0",
-        READINESS_ADDRESS: "127.0.0.1:0",
-      },
-      { fileExists: () => false },
-    );
+    cp = await startControlPlane();
+    ({ pki, xds, caRequests, openCa } = cp);
+    const config = loadConfig(ztunnelEnv(cp.port), { fileExists: () => false });
     app = await ZtunnelApp.start({
       config,
       logSink: sink,
@@ -279,9 +316,7 @@ describe("ztunnel against a control plane", () => {
   after(async () => {
     openCa();
     await app?.shutdown("test over");
-    xds?.close();
-    grpc?.forceShutdown();
-    rmSync(dir, { recursive: true, force: true });
+    cp?.stop();
   });
 
   const dump = async () =>
@@ -485,5 +520,44 @@ describe("ztunnel against a control plane", () => {
     await assert.rejects(fetch(`${base.readiness}/healthz/ready`));
     await assert.rejects(fetch(`${base.admin}/config_dump`));
     assert.ok(sink.lines.some((l) => /ztunnel stopped reason="admin \/quitquitquit"/.test(l)));
+  });
+});
+
+describe("ztunnel with on-demand xDS", () => {
+  it("holds nothing up front and fetches an address when the data path asks", async (t) => {
+    const cp = await startControlPlane();
+    cp.openCa();
+    t.after(() => cp.stop());
+    const config = loadConfig(
+      ztunnelEnv(cp.port, { XDS_ON_DEMAND: "true", ISTIO_META_DNS_CAPTURE: "false" }),
+      { fileExists: () => false },
+    );
+    const app = await ZtunnelApp.start({ config, logSink: new MemorySink() });
+    t.after(() => app.shutdown("test over"));
+    const ready = `http://127.0.0.1:${app.addresses.readiness.port}/healthz/ready`;
+    await until(async () => (await get(ready)).status === 200, "ready (policies only)");
+    assert.equal([...app.state.policies()].length, 1, "Authorization stays wildcard");
+    assert.equal([...app.state.workloads()].length, 0, "no Address pushed up front");
+
+    const demand = app.inputs.demand;
+    assert.ok(demand, "ProxyInputs.demand exists in on-demand mode");
+    assert.equal(await demand.demand("/198.18.1.20"), "found");
+    assert.equal(app.state.workloadByAddress("", "198.18.1.20")?.name, "server-1");
+    assert.equal(await demand.demand("/198.18.9.9"), "removed", "unknown to the control plane");
+    const address = cp.xds.connections()[0]?.types.find((x) => x.typeUrl === ADDRESS_TYPE_URL);
+    assert.equal(address?.wildcard, false);
+    assert.ok(address?.subscriptions.includes("/198.18.1.20"));
+  });
+
+  it("without on-demand mode ProxyInputs has no demand hook", async (t) => {
+    const cp = await startControlPlane();
+    cp.openCa();
+    t.after(() => cp.stop());
+    const app = await ZtunnelApp.start({
+      config: loadConfig(ztunnelEnv(cp.port), { fileExists: () => false }),
+      logSink: new MemorySink(),
+    });
+    t.after(() => app.shutdown("test over"));
+    assert.equal(app.inputs.demand, undefined);
   });
 });

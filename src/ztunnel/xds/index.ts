@@ -5,3 +5,4 @@
 export { addressHandler, authorizationHandler } from "./handlers.ts";
 export { XDS_METRIC_NAMES, createXdsMetrics } from "./metrics.ts";
 export { loadLocalXds, type LoadedLocalXds } from "./local.ts";
+export { createZtunnelXdsClient } from "./client.ts";
