@@ -282,3 +282,59 @@ describe("ztunnel in-pod mode with static config and the local CA", () => {
     assert.equal(dialled, 0);
   });
 });
+
+describe("ztunnel in dedicated mode", () => {
+  it("starts the one proxy after the config is in, is ready only then, stops it on drain", async () => {
+    const started: { workloadInfo: unknown; inputs: ProxyInputs }[] = [];
+    const stops: StopMode[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const config = loadConfig(
+      {
+        PROXY_MODE: "dedicated",
+        PROXY_WORKLOAD_INFO: "default/sleep-1/sleep",
+        LOCAL_XDS,
+        FAKE_CA: "true",
+        NODE_NAME: "node-a",
+        ADMIN_ADDRESS: "127.0.0.1:0",
+        METRICS_ADDRESS: "127.0.0.1:0",
+        READINESS_ADDRESS: "127.0.0.1:0",
+      },
+      { fileExists: () => false },
+    );
+    const app = await ZtunnelApp.start({
+      config,
+      logSink: new MemorySink(),
+      proxies: {
+        startDedicatedProxy: async (inputs, options) => {
+          started.push({ workloadInfo: options.workloadInfo, inputs });
+          await gate;
+          return {
+            stop: (mode) => {
+              stops.push(mode);
+              return Promise.resolve();
+            },
+          };
+        },
+      },
+    });
+    const ready = `http://127.0.0.1:${app.addresses.readiness.port}/healthz/ready`;
+    await until(() => started.length === 1, "the dedicated proxy to be started");
+    assert.deepEqual(started[0]?.workloadInfo, {
+      namespace: "default",
+      name: "sleep-1",
+      serviceAccount: "sleep",
+    });
+    assert.equal(app.inpod, undefined, "no in-pod manager in dedicated mode");
+    await until(async () => !(await get(ready)).body.includes("certificates"), "certificates");
+    const waiting = await get(ready);
+    assert.equal(waiting.status, 503);
+    assert.match(waiting.body, /pending: proxy\n/);
+    release();
+    await until(async () => (await get(ready)).status === 200, "ready");
+    await app.shutdown("SIGTERM");
+    assert.deepEqual(stops, ["graceful"]);
+  });
+});
