@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { createTestPki, type TestPki } from "../../testing/pki.ts";
 import type { WorkloadCertificate } from "./bundle.ts";
-import { CertificateHolder, type Timers } from "./holder.ts";
+import { CertificateHolder } from "./holder.ts";
+import type { Timers } from "../timers.ts";
 import { formatIdentity, parseIdentity, type Identity } from "./spiffe.ts";
 
 const HOUR = 3_600_000;

@@ -9,27 +9,10 @@
  */
 import { EventEmitter } from "node:events";
 import { AmbientError } from "../errors.ts";
+import { systemTimers, type Timers } from "../timers.ts";
 import type { Logger } from "../log/index.ts";
 import { formatDuration, validityAt, type WorkloadCertificate } from "./bundle.ts";
 import { formatIdentity, identitiesEqual, type Identity } from "./spiffe.ts";
-
-/** Clock and one-shot timers; the default uses the real ones. */
-export interface Timers {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimers: Timers = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    // A pending refresh must not keep a process alive on its own.
-    t.unref();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 export type FetchCertificate = (identity: Identity) => Promise<WorkloadCertificate>;
 

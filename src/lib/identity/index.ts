@@ -61,10 +61,8 @@ export {
   CertificateHolder,
   DEFAULT_INITIAL_BACKOFF_MS,
   DEFAULT_MAX_BACKOFF_MS,
-  systemTimers,
   type CertificateHolderEvents,
   type CertificateHolderOptions,
   type FetchCertificate,
   type HolderState,
-  type Timers,
 } from "./holder.ts";

@@ -36,3 +36,20 @@ export {
   type SeqpacketListenOptions,
   type SeqpacketMessage,
 } from "./native-seqpacket.ts";
+export {
+  canonicalIp,
+  cidrContains,
+  cidrFromBytes,
+  formatCidr,
+  formatIp,
+  formatSocketAddr,
+  ipFamilyOf,
+  isLoopback,
+  maskBytes,
+  parseCidr,
+  parseIp,
+  parsePort,
+  parseSocketAddr,
+  type Cidr,
+  type IpBytes,
+} from "./ip.ts";
