@@ -142,7 +142,7 @@ export class HboneServer {
   readonly #copyOptions: CopyOptions;
   #certificate: ServerCertificate;
   /** One tls.Server (one SecureContext) per certificate; rotation adds a new one. */
-  readonly #tlsServers: PerCertificate<tls.Server>;
+  readonly #tlsServers: PerCertificate<tls.Server, WorkloadCertificate>;
   readonly #listeners = new Set<net.Server>();
   /** Every accepted TCP socket until it closes (TLS wraps it in place, so it lives as long). */
   readonly #sockets = new Set<net.Socket>();
@@ -162,11 +162,9 @@ export class HboneServer {
     this.#log = opts.logger ?? silentLogger;
     this.#copyOptions = opts.copy ?? serverCopyOptions;
     this.#certificate = opts.certificate;
-    this.#tlsServers = new PerCertificate(
-      (cert) => this.#makeTlsServer(cert as WorkloadCertificate),
-      {
-        max: 64,
-      },
+    this.#tlsServers = new PerCertificate<tls.Server, WorkloadCertificate>(
+      (cert) => this.#makeTlsServer(cert),
+      { max: 64 },
     );
   }
 
@@ -226,9 +224,20 @@ export class HboneServer {
       return;
     }
     if (cert instanceof Promise) {
+      // A certificate fetched on demand counts against the handshake time.
+      const timer = setTimeout(
+        () => this.#noCertificate(socket, local, new Error("certificate not ready in time")),
+        this.#handshakeTimeoutMs,
+      );
       cert.then(
-        (v) => this.#startTls(socket, v),
-        (err: unknown) => this.#noCertificate(socket, local, err),
+        (v) => {
+          clearTimeout(timer);
+          this.#startTls(socket, v);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          this.#noCertificate(socket, local, err);
+        },
       );
     } else {
       this.#startTls(socket, cert);
