@@ -1,5 +1,6 @@
 import type { Command } from "../command.ts";
+import { nodeAgent } from "./node-agent.ts";
 import { version } from "./version.ts";
 
 /** Every CLI command, in the order `ambient help` lists them. */
-export const commands: readonly Command[] = [version];
+export const commands: readonly Command[] = [version, nodeAgent];
