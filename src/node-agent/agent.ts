@@ -218,6 +218,9 @@ export class NodeAgent {
 
   notReadyReason(): string | undefined {
     if (this.#closed) return "the node agent is shutting down";
+    if (!this.#store.hasSynced) {
+      return "waiting for the first list of Pods and Namespaces from the API server";
+    }
     if (!this.#started) return "the node agent is starting";
     return undefined;
   }
@@ -277,7 +280,19 @@ export class NodeAgent {
 
   async #start(): Promise<void> {
     const c = this.config;
+    // First, so /readyz says what start-up waits for (the API server, typically).
+    if (this.#opts.monitoring ?? true) {
+      this.#monitoring = await MonitoringServers.start({
+        host: c.monitoringHost,
+        metricsPort: c.monitoringPort,
+        readinessPort: c.readinessPort,
+        registry: this.registry,
+        notReadyReason: () => this.notReadyReason(),
+      });
+    }
     this.#log.info("node agent starting", {
+      metricsPort: this.port("metrics"),
+      readinessPort: this.port("readiness"),
       node: c.nodeName,
       zds: c.ztunnelSocket,
       plugin: c.pluginSocket,
@@ -317,15 +332,6 @@ export class NodeAgent {
       { add: (ev) => this.handleAdd(ev), del: (ev) => this.handleDel(ev) },
       this.#logOutput.logger("cni-plugin-events"),
     );
-    if (this.#opts.monitoring ?? true) {
-      this.#monitoring = await MonitoringServers.start({
-        host: c.monitoringHost,
-        metricsPort: c.monitoringPort,
-        readinessPort: c.readinessPort,
-        registry: this.registry,
-        notReadyReason: () => this.notReadyReason(),
-      });
-    }
     await this.#saveState();
     this.#scheduleHostProbe();
     this.#armPendingRetry();

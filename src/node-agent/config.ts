@@ -54,33 +54,6 @@ export const PLUGIN_SOCKET_NAME = "pluginevent.sock";
 export const STATE_FILE_NAME = "ambient-pods.json";
 export const DEFAULT_ZTUNNEL_SOCKET = "/var/run/ztunnel/ztunnel.sock";
 
-/** Every environment variable loadConfig reads, with what it means (for `--help`). */
-export const CONFIG_ENV: Readonly<Record<string, string>> = Object.freeze({
-  NODE_NAME: "this node's name (required)",
-  SYSTEM_NAMESPACE: "Istio's system namespace (default POD_NAMESPACE, else istio-system)",
-  POD_NAMESPACE: "the agent's own namespace (fallback for SYSTEM_NAMESPACE)",
-  KUBECONFIG: "kubeconfig path (default: ~/.kube/config, then in-cluster)",
-  ZTUNNEL_UDS_ADDRESS: `ZDS socket ztunnel connects to (default ${DEFAULT_ZTUNNEL_SOCKET})`,
-  CNI_AGENT_RUN_DIR: `run directory (default ${DEFAULT_RUN_DIR})`,
-  CNI_EVENT_ADDRESS: `plugin-event socket (default <run dir>/${PLUGIN_SOCKET_NAME})`,
-  AMBIENT_STATE_FILE: `pod netns state file (default <run dir>/${STATE_FILE_NAME})`,
-  AMBIENT_DNS_CAPTURE: "redirect pods' DNS to ztunnel (default true)",
-  AMBIENT_IPV6: "install IPv6 rules too (default true)",
-  AMBIENT_RECONCILE_POD_RULES_ON_STARTUP: "re-apply enrolled pods' rules at start (default true)",
-  AMBIENT_HOST_PROBE_RULES: "install the node's probe SNAT rules (default true)",
-  HOST_NETNS_PATH: "the node's network namespace (default this process's)",
-  HOST_PROBE_SNAT_IP: `probe SNAT address (default ${PROBE_SNAT_IPV4})`,
-  HOST_PROBE_SNAT_IPV6: `IPv6 probe SNAT address (default ${PROBE_SNAT_IPV6})`,
-  MONITORING_HOST: "address the metrics and readiness servers bind (default 0.0.0.0)",
-  MONITORING_PORT: "metrics port (default 15014; 0 = any free port)",
-  READINESS_PORT: "readiness port (default 8000; 0 = any free port)",
-  AMBIENT_MAX_CONCURRENT_ENROLLMENTS: "pods enrolled at once (default 8)",
-  AMBIENT_POD_LOOKUP_TIMEOUT_MS:
-    "how long a plugin ADD waits for its pod in the watch (default 10000)",
-  LOG_LEVEL: "log levels, e.g. info or info,zds=debug (default info)",
-  LOG_AS_JSON: "JSON log lines (default false)",
-});
-
 /** Go's strconv.ParseBool, which istio-cni's settings go through. */
 function parseBool(v: string): boolean | undefined {
   if (["1", "t", "T", "TRUE", "true", "True"].includes(v)) return true;

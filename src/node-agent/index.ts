@@ -13,7 +13,6 @@
  * `agent.handleAdd(...)` / `handleDel(...)` in-process.
  */
 export {
-  CONFIG_ENV,
   DEFAULT_RUN_DIR,
   DEFAULT_ZTUNNEL_SOCKET,
   PLUGIN_SOCKET_NAME,
