@@ -963,6 +963,16 @@ export class NodeAgent {
     } else if (gone) {
       r.rules = "none";
       r.rulesKey = undefined;
+    } else if (r.rules !== "none" && r.netns === undefined) {
+      // istio-cni would find the netns by scanning /proc for the pod's processes; our runtime's
+      // pods have no pod cgroup to find, so the rules stay until the pod's sandbox is re-created.
+      this.#log.warn(
+        "cannot remove the pod's rules: its network namespace is unknown; it stays captured (traffic blocked) until it restarts",
+        {
+          pod: who,
+          uid: r.uid,
+        },
+      );
     }
     if (action.removeAnnotation && (await this.#annotate(r, null))) {
       this.#log.info("pod removed from the mesh", { pod: who, uid: r.uid });
