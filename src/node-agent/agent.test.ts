@@ -156,7 +156,12 @@ afterEach(async () => {
 
 async function startAgent(
   objects: Manifest[],
-  opts: { store?: MemoryConfigStore; rules?: FakeRules; runDir?: string } = {},
+  opts: {
+    store?: MemoryConfigStore;
+    rules?: FakeRules;
+    runDir?: string;
+    pendingRetryMs?: number;
+  } = {},
 ): Promise<Harness> {
   const sink = new MemorySink();
   const logOutput = new LogOutput({ sink, spec: { defaultLevel: "debug", scopes: new Map() } });
@@ -176,7 +181,7 @@ async function startAgent(
     logOutput,
     rules,
     monitoring: false,
-    pendingRetryMs: 60_000,
+    pendingRetryMs: opts.pendingRetryMs ?? 60_000,
     zds: {
       listener,
       openNetns: (p) => openSync(p, "r"),
@@ -295,24 +300,37 @@ describe("NodeAgent", () => {
     assert.deepEqual(zt.seen, [`add ${uid}`, "snapshot_sent"]);
   });
 
-  it("ztunnel refuses the pod: pending, retried when asked again", async () => {
-    const h = await startAgent([
-      ns("apps", { "istio.io/dataplane-mode": "ambient" }),
-      pod("apps", "web"),
-    ]);
+  it("ztunnel refuses the pod: pending; offered again periodically, and to a new connection", async () => {
+    const h = await startAgent(
+      [
+        ns("apps", { "istio.io/dataplane-mode": "ambient" }),
+        pod("apps", "web"),
+        pod("apps", "api"),
+      ],
+      { pendingRetryMs: 50 },
+    );
     const zt = new FakeZtunnel(h.listener);
     running.push(() => zt.stop());
     await eventually(() => assert.ok(h.agent.zds?.ready));
-    const uid = h.store.get("Pod", "apps", "web")!.metadata.uid;
-    zt.failing.add(uid);
-    const a = await h.agent.handleAdd(add("apps", "web", netnsFile()));
-    assert.ok(a.ok);
-    assert.equal(a.value["redirection"], "pending");
-    zt.failing.delete(uid);
-    // A new ztunnel connection (its snapshot carries the pending pod) settles it.
+    const web = h.store.get("Pod", "apps", "web")!.metadata.uid;
+    const api = h.store.get("Pod", "apps", "api")!.metadata.uid;
+    zt.failing.add(web);
+    zt.failing.add(api);
+    for (const name of ["web", "api"]) {
+      const a = await h.agent.handleAdd(add("apps", name, netnsFile()));
+      assert.ok(a.ok);
+      assert.equal(a.value["redirection"], "pending");
+    }
+    // ztunnel recovers for web: the periodic retry gets it in on the same connection.
+    zt.failing.delete(web);
+    await eventually(() => assert.equal(redirection(h.store, "apps", "web"), "enabled"));
+    assert.ok(zt.seen.filter((s) => s === `add ${web}`).length >= 2);
+    assert.equal(redirection(h.store, "apps", "api"), "pending");
+    // A new ztunnel (its snapshot carries the pending pod) takes api.
+    zt.stop().catch(() => {});
     const zt2 = new FakeZtunnel(h.listener);
     running.push(() => zt2.stop());
-    await eventually(() => assert.equal(redirection(h.store, "apps", "web"), "enabled"));
+    await eventually(() => assert.equal(redirection(h.store, "apps", "api"), "enabled"));
   });
 
   it("rules that cannot be applied fail the ADD naming pod and cause, and leave the pod clean", async () => {
@@ -415,5 +433,44 @@ describe("NodeAgent", () => {
     );
     assert.equal(redirection(first.store, "apps", "web"), "enabled");
     assert.equal(redirection(first.store, "apps", "api"), "enabled");
+  });
+
+  it("restart re-syncs with the API: enrolls what was labelled and unenrolls what was unlabelled meanwhile", async () => {
+    const runDir = mkdtempSync(join(dir, "run-"));
+    const objects = [
+      ns("apps", { "istio.io/dataplane-mode": "ambient" }),
+      ns("other"),
+      pod("apps", "leaving"),
+      pod("other", "joining"),
+    ];
+    const first = await startAgent(objects, { runDir });
+    const zt = new FakeZtunnel(first.listener);
+    const leaving = netnsFile();
+    const joining = netnsFile();
+    assert.ok((await first.agent.handleAdd(add("apps", "leaving", leaving))).ok);
+    const j = await first.agent.handleAdd(add("other", "joining", joining, "198.18.0.6"));
+    assert.ok(j.ok);
+    assert.equal(j.value["enrolled"], false);
+    await first.agent.close();
+    await zt.stop();
+
+    // While the agent is down: one pod opts out, the other's namespace joins the mesh.
+    first.store.set(pod("apps", "leaving", { "istio.io/dataplane-mode": "none" }));
+    first.store.set(ns("other", { "istio.io/dataplane-mode": "ambient" }));
+
+    const rules = new FakeRules();
+    const second = await startAgent([], { store: first.store, rules, runDir });
+    const zt2 = new FakeZtunnel(second.listener);
+    running.push(() => zt2.stop());
+    await eventually(() => {
+      assert.equal(redirection(first.store, "apps", "leaving"), undefined);
+      assert.equal(redirection(first.store, "other", "joining"), "enabled");
+    });
+    await second.agent.idle();
+    assert.deepEqual(rules.calls.sort(), [`apply ${joining}`, `remove ${leaving}`].sort());
+    const uid = (n: string, name: string) => first.store.get("Pod", n, name)!.metadata.uid;
+    assert.ok(zt2.seen.includes(`add ${uid("other", "joining")}`));
+    assert.ok(!zt2.seen.some((s) => s.endsWith(uid("apps", "leaving")) && s.startsWith("add")));
+    assert.deepEqual(rules.probeIps, ["198.18.0.6"]);
   });
 });
