@@ -11,16 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { LogOutput, MemorySink } from "../../src/lib/log/index.ts";
 import { FileConfigStore, type Kind } from "../../src/lib/config/index.ts";
 
-const fixtures = join(
-  import.meta.dirname,
-  "..",
-  "..",
-  "src",
-  "control-plane",
-  "store",
-  "testdata",
-  "bad",
-);
+const fixtures = join(import.meta.dirname, "..", "..", "src", "lib", "config", "testdata", "bad");
 
 // Written by the test rather than kept as a fixture: the repository's formatter rejects broken YAML.
 const brokenYaml = [
