@@ -1,6 +1,7 @@
 import type { Command } from "../command.ts";
+import { nodeAgent } from "./node-agent.ts";
 import { version } from "./version.ts";
 import { ztunnel } from "./ztunnel.ts";
 
 /** Every CLI command, in the order `ambient help` lists them. */
-export const commands: readonly Command[] = [version, ztunnel];
+export const commands: readonly Command[] = [version, ztunnel, nodeAgent];
