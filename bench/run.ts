@@ -1,24 +1,21 @@
 /**
- * Benchmark dispatcher: `npm run bench -- <name> [args]` runs `bench/<name>/run.ts` with the
- * remaining arguments. Each benchmark prints its own results; BENCHMARKS.md records them.
+ * Benchmark dispatcher: `npm run bench -- <name> [options]` runs bench/<name>/index.ts's `run`.
+ * Each benchmark measures the mesh side by side with its baselines in the same run and prints the
+ * command-line it was given, so BENCHMARKS.md can quote it.
  */
-import { existsSync, readdirSync } from "node:fs";
-import { spawn } from "node:child_process";
-import { join } from "node:path";
+const benchmarks: Record<string, () => Promise<{ run(argv: readonly string[]): Promise<void> }>> = {
+  hbone: () => import("./hbone/index.ts"),
+  "control-plane": () => import("./control-plane/index.ts"),
+};
 
-const here = import.meta.dirname;
-const available = readdirSync(here, { withFileTypes: true })
-  .filter((e) => e.isDirectory() && existsSync(join(here, e.name, "run.ts")))
-  .map((e) => e.name)
-  .sort();
 const [name, ...rest] = process.argv.slice(2);
-if (name === undefined || !available.includes(name)) {
+const load = name === undefined ? undefined : benchmarks[name];
+if (load === undefined) {
   console.error(
-    `usage: npm run bench -- <name> [args]\nbenchmarks: ${available.join(", ") || "(none)"}`,
+    `usage: npm run bench -- <name> [options]\nbenchmarks: ${Object.keys(benchmarks).join(", ")}`,
   );
-  process.exit(name === undefined ? 2 : 1);
+  process.exit(2);
 }
-const child = spawn(process.execPath, [join(here, name, "run.ts"), ...rest], { stdio: "inherit" });
-child.on("exit", (code, signal) => {
-  process.exitCode = code ?? (signal !== null ? 1 : 0);
-});
+console.log(`$ npm run bench -- ${[name, ...rest].join(" ")}`);
+const mod = await load();
+await mod.run(rest);

@@ -1,6 +1,6 @@
 /**
  * The control plane under test, in its own process so its CPU and RSS are measured alone. Forked
- * by run.ts with the cluster shape as argv[2] (JSON); talks over IPC: `ready` once serving,
+ * by index.ts with the cluster shape as argv[2] (JSON); talks over IPC: `ready` once serving,
  * `change` -> applies one pod edit and answers `changed` with the wall-clock time of the edit,
  * `stats` -> memory, CPU and xDS counters, `stop`.
  */
@@ -60,6 +60,7 @@ send({
   loadMs: loaded - built,
   addresses: plane.index.addresses().length,
   memory: memory(),
+  cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
 });
 
 process.on("message", (raw) => {

@@ -1,5 +1,5 @@
 /**
- * Simulated ztunnels: many XdsClients (one gRPC channel each) in one process. Forked by run.ts
+ * Simulated ztunnels: many XdsClients (one gRPC channel each) in one process. Forked by index.ts
  * with its proxies in argv[2] (JSON). Reports `synced` per proxy once it holds what it should
  * (every Address for a wildcard proxy, its node's workloads for an on-demand one), then, once
  * told `measure`, every Address update's arrival time.

@@ -2,7 +2,8 @@
 export interface Command {
   readonly name: string;
   readonly summary: string;
-  readonly usage: string;
+  /** Usage text; a function when building it needs the component loaded (kept lazy). */
+  readonly usage: string | (() => Promise<string>);
   /** Resolves to the process exit code. */
   run(args: readonly string[]): Promise<number>;
 }

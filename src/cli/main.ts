@@ -20,7 +20,8 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
-    console.log(`usage: ${cmd.usage}\n\n${cmd.summary}`);
+    const usage = typeof cmd.usage === "string" ? cmd.usage : await cmd.usage();
+    console.log(`usage: ${usage}\n\n${cmd.summary}`);
     return 0;
   }
   return cmd.run(rest);

@@ -183,6 +183,41 @@ describe("HBONE server under hostile peers", () => {
     assert.ok(growth < 10 * MB, `memory grew by ${(growth / MB).toFixed(1)} MB`);
   });
 
+  it("resets a CONNECT carrying :scheme or :path without calling the hook", async () => {
+    const upstream = await app(cleanup, echo);
+    const seen: string[] = [];
+    const m = await mesh(cleanup, {
+      hook: connectingHook((req) => {
+        seen.push(req.rawAuthority);
+        return undefined;
+      }),
+    });
+    const peer = await rawPeer(m);
+    peer.s.write(
+      h2Frame(
+        FRAME.HEADERS,
+        FLAG.END_HEADERS,
+        1,
+        hpackBlock([
+          [":method", "CONNECT"],
+          [":scheme", "https"],
+          [":path", "/"],
+          [":authority", `127.0.0.1:${upstream.port}`],
+        ]),
+      ),
+    );
+    await waitFor(
+      () =>
+        peer.s.destroyed ||
+        peer.frames.frames.some(
+          (f) => (f.type === FRAME.RST_STREAM && f.stream === 1) || f.type === FRAME.GOAWAY,
+        ),
+      "the malformed CONNECT to be reset",
+    );
+    assert.deepEqual(seen, []);
+    await stillServes(m, upstream.port);
+  });
+
   it("refuses streams beyond the advertised 200 and survives rapid resets", async () => {
     const upstream = await app(cleanup, echo);
     let inHook = 0;

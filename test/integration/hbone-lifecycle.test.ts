@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { once } from "node:events";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { afterEach, describe, it } from "node:test";
 import {
   HboneClient,
@@ -16,6 +17,7 @@ import {
 } from "../../src/lib/hbone/index.ts";
 import { formatIdentity, parseIdentity } from "../../src/lib/identity/index.ts";
 import { closeFd, createNetnsSocket } from "../../src/lib/net/index.ts";
+import { secureContextOptions } from "../../src/lib/hbone/tls.ts";
 import { createTestPki } from "../../src/testing/pki.ts";
 import {
   CLIENT_ID,
@@ -136,6 +138,52 @@ describe("HBONE keepalive", () => {
     const reply = readAll(t.stream);
     t.stream.end("alive");
     assert.equal(await reply, "alive");
+  });
+});
+
+describe("HBONE client keepalive", () => {
+  it("drops a pooled connection whose server stops answering PINGs", async () => {
+    const pki = await createTestPki();
+    const serverCert = await pki.issue(SERVER_ID);
+    // A TLS + h2 peer that sends its SETTINGS and then never answers anything.
+    let pings = 0;
+    const silent = tls.createServer({
+      ...secureContextOptions(serverCert),
+      ALPNProtocols: ["h2"],
+      requestCert: true,
+    });
+    silent.on("secureConnection", (s: tls.TLSSocket) => {
+      const frames = new FrameCollector();
+      let preface = H2_PREFACE.length; // the client's preface comes before its first frame
+      s.on("data", (d: Buffer) => {
+        const skip = Math.min(preface, d.length);
+        preface -= skip;
+        frames.push(d.subarray(skip));
+        pings = frames.frames.filter((f) => f.type === FRAME.PING).length;
+      });
+      s.on("error", () => {});
+      s.write(settingsFrame([]));
+    });
+    const port = await listen(silent, cleanup);
+    const client = new HboneClient({
+      certificates: () => pki.issue(CLIENT_ID),
+      tuning: { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 200 },
+    });
+    cleanup.add(() => client.close());
+    const attempt = client
+      .connect({
+        source: id(CLIENT_ID),
+        expected: [id(SERVER_ID)],
+        destination: `127.0.0.1:${port}`,
+        authority: "198.18.0.1:80",
+      })
+      .catch((e: unknown) => e);
+    await waitFor(() => client.stats().connections === 1, "the connection to be pooled");
+    await waitFor(() => client.stats().connections === 0, "the silent connection to be dropped");
+    assert.ok(pings >= 1, "the client sent PINGs");
+    const err = await attempt;
+    assert.ok(err instanceof HboneError);
+    assert.equal(err.code, "HBONE_STREAM_FAILED");
   });
 });
 

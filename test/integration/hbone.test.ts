@@ -7,6 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { afterEach, describe, it } from "node:test";
 import { HboneError, type InboundRequest } from "../../src/lib/hbone/index.ts";
+import type { CopyHandle } from "../../src/lib/net/copy.ts";
 import { formatIdentity } from "../../src/lib/identity/index.ts";
 import {
   CLIENT_ID,
@@ -20,6 +21,7 @@ import {
   mesh,
   outboundProxy,
   readAll,
+  waitFor,
 } from "./hbone-fixtures.ts";
 
 const cleanup = new Cleanup();
@@ -266,5 +268,32 @@ describe("HBONE tunnel", () => {
     ok.stream.end("still fine");
     assert.equal(await reply, "still fine");
     assert.equal(m.client.stats().handshakes, 1);
+  });
+  it("lets the hook watch a tunnel's bytes and cut it (policy revoked)", async () => {
+    const upstream = await app(cleanup, echo);
+    const copies: CopyHandle[] = [];
+    const m = await mesh(cleanup, {
+      hook: async (req) => {
+        const d = await connectingHook()(req);
+        return d.kind === "accept" ? { ...d, onStart: (c: CopyHandle) => copies.push(c) } : d;
+      },
+    });
+    const t = await m.client.connect({
+      source: m.clientId,
+      expected: [m.serverId],
+      destination: `127.0.0.1:${m.port}`,
+      authority: `127.0.0.1:${upstream.port}`,
+    });
+    t.stream.on("error", () => {});
+    t.stream.write("12345");
+    await once(t.stream, "data");
+    const copy = copies[0]!;
+    assert.equal(copy.sent, 5);
+    assert.equal(copy.received, 5);
+    const closed = once(t.stream, "close");
+    copy.abort(new Error("policy changed: connection no longer allowed"));
+    await closed;
+    assert.equal(t.stream.rstCode, 8); // RST_STREAM(CANCEL)
+    await waitFor(() => upstream.sockets.every((s) => s.destroyed), "the app socket to close");
   });
 });

@@ -67,7 +67,11 @@ export interface ConnectOptions {
 }
 
 export interface Tunnel {
-  /** The tunnel's bytes both ways; END_STREAM is its FIN, RST_STREAM its reset. */
+  /**
+   * The tunnel's bytes both ways; END_STREAM is its FIN, RST_STREAM its reset. Stream errors are
+   * not thrown (a listener is attached); a reset shows as 'close' with a non-zero `rstCode`, and
+   * `copyBidirectional` reports it.
+   */
   readonly stream: http2.ClientHttp2Stream;
   /** Headers of the server's 200 (e.g. `baggage` describing the destination workload). */
   readonly responseHeaders: http2.IncomingHttpHeaders;
@@ -204,9 +208,11 @@ export class HboneClient {
     }
     stream.once("close", lease.release);
     return await new Promise<Tunnel>((resolve, reject) => {
+      // The 'error' listener stays: until the caller wires the stream up (copyBidirectional owns
+      // its errors then), a reset must not become an uncaught exception. The outcome is still
+      // visible as the stream's close and rstCode.
       const cleanup = (): void => {
         stream.off("response", onResponse);
-        stream.off("error", onError);
         stream.off("close", onClose);
         o.signal?.removeEventListener("abort", onAbort);
       };
@@ -224,7 +230,6 @@ export class HboneClient {
           return;
         }
         // We are done with the stream; nothing more will be sent either way.
-        stream.on("error", () => {});
         stream.close(http2.constants.NGHTTP2_CANCEL);
         reject(
           new HboneError(
@@ -253,7 +258,6 @@ export class HboneClient {
       };
       const onAbort = (): void => {
         cleanup();
-        stream.on("error", () => {});
         stream.close(http2.constants.NGHTTP2_CANCEL);
         reject(
           new HboneError("HBONE_ABORTED", "HBONE connect aborted", { cause: o.signal?.reason }),

@@ -43,9 +43,11 @@ export {
 } from "./server.ts";
 export {
   HBONE_PORT,
+  clientCopyOptions,
   clientSessionOptions,
   defaultClientTuning,
   defaultServerTuning,
+  serverCopyOptions,
   serverSessionOptions,
   tlsVersionOptions,
   type ClientTuning,

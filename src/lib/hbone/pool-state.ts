@@ -25,10 +25,20 @@ export interface PoolKey {
   readonly sourceIp?: string | undefined;
 }
 
-/** The canonical string form of a key; expected identities are a set, so they are sorted. */
+/**
+ * The canonical string form of a key; expected identities are a set, so they are sorted and
+ * deduplicated. Parts are joined with control characters, which neither SPIFFE identities nor
+ * addresses can contain (computed per tunnel, so kept cheap).
+ */
 export function poolKeyId(k: PoolKey): string {
-  const expected = [...new Set(k.expected)].sort();
-  return JSON.stringify([k.source, expected, k.destination, k.sourceIp ?? null]);
+  let expected: string;
+  if (k.expected.length === 1) {
+    expected = k.expected[0]!;
+  } else {
+    const sorted = [...new Set(k.expected)].sort();
+    expected = sorted.join("\u0001");
+  }
+  return `${k.source}\u0002${expected}\u0002${k.destination}\u0002${k.sourceIp ?? ""}`;
 }
 
 export interface PooledConnection<C> {

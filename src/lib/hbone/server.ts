@@ -15,12 +15,18 @@ import * as net from "node:net";
 import type { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { LogOutput, type Logger } from "../log/index.ts";
-import { copyBidirectional, type CopyResult } from "../net/copy.ts";
+import {
+  copyBidirectional,
+  type CopyHandle,
+  type CopyOptions,
+  type CopyResult,
+} from "../net/copy.ts";
 import { formatIdentity, type Identity, type WorkloadCertificate } from "../identity/index.ts";
 import { startKeepalive } from "./keepalive.ts";
 import { parseConnectRequest, type ConnectRequest } from "./request.ts";
 import {
   defaultServerTuning,
+  serverCopyOptions,
   serverSessionOptions,
   type ServerTuning,
   type TlsPolicy,
@@ -60,6 +66,12 @@ export type InboundDecision =
       readonly upstream: Duplex;
       /** Extra headers on the 200, e.g. `baggage` describing the destination workload. */
       readonly responseHeaders?: http2.OutgoingHttpHeaders;
+      /**
+       * Called when bytes start to flow, with the live copy: byte counts so far (telemetry) and
+       * `abort()` to cut the tunnel (e.g. a policy change now denies it). A tunnel whose streams
+       * were already gone may have completed (onComplete) by then.
+       */
+      readonly onStart?: (copy: CopyHandle) => void;
       /** Called once when the tunnel is over, with byte counts (telemetry). */
       readonly onComplete?: (result: CopyResult) => void;
     };
@@ -84,6 +96,8 @@ export interface HboneServerOptions {
   readonly handshakeTimeoutMs?: number;
   /** TCP keepalive idle time on accepted connections (ztunnel: 180 s). */
   readonly tcpKeepaliveMs?: number;
+  /** How accepted tunnels copy bytes (buffering, write coalescing); default `serverCopyOptions`. */
+  readonly copy?: CopyOptions;
   readonly logger?: Logger;
 }
 
@@ -106,6 +120,9 @@ interface Conn {
   readonly localAddress: Address;
 }
 
+/** The abort reason when a stream closes before its hook decided (one object, no stack). */
+const streamClosed = Object.freeze({ reason: "the HBONE stream closed before the decision" });
+
 const silentLogger = new LogOutput({
   spec: { defaultLevel: "off", scopes: new Map() },
 }).logger("hbone");
@@ -122,9 +139,10 @@ export class HboneServer {
   readonly #handshakeTimeoutMs: number;
   readonly #tcpKeepaliveMs: number;
   readonly #log: Logger;
+  readonly #copyOptions: CopyOptions;
   #certificate: ServerCertificate;
   /** One tls.Server (one SecureContext) per certificate; rotation adds a new one. */
-  readonly #tlsServers: PerCertificate<tls.Server>;
+  readonly #tlsServers: PerCertificate<tls.Server, WorkloadCertificate>;
   readonly #listeners = new Set<net.Server>();
   /** Every accepted TCP socket until it closes (TLS wraps it in place, so it lives as long). */
   readonly #sockets = new Set<net.Socket>();
@@ -142,12 +160,11 @@ export class HboneServer {
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
     this.#tcpKeepaliveMs = opts.tcpKeepaliveMs ?? 180_000;
     this.#log = opts.logger ?? silentLogger;
+    this.#copyOptions = opts.copy ?? serverCopyOptions;
     this.#certificate = opts.certificate;
-    this.#tlsServers = new PerCertificate(
-      (cert) => this.#makeTlsServer(cert as WorkloadCertificate),
-      {
-        max: 64,
-      },
+    this.#tlsServers = new PerCertificate<tls.Server, WorkloadCertificate>(
+      (cert) => this.#makeTlsServer(cert),
+      { max: 64 },
     );
   }
 
@@ -207,9 +224,20 @@ export class HboneServer {
       return;
     }
     if (cert instanceof Promise) {
+      // A certificate fetched on demand counts against the handshake time.
+      const timer = setTimeout(
+        () => this.#noCertificate(socket, local, new Error("certificate not ready in time")),
+        this.#handshakeTimeoutMs,
+      );
       cert.then(
-        (v) => this.#startTls(socket, v),
-        (err: unknown) => this.#noCertificate(socket, local, err),
+        (v) => {
+          clearTimeout(timer);
+          this.#startTls(socket, v);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          this.#noCertificate(socket, local, err);
+        },
       );
     } else {
       this.#startTls(socket, cert);
@@ -303,10 +331,12 @@ export class HboneServer {
 
   #onStream(conn: Conn, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     this.#streams++;
-    const controller = new AbortController();
+    // The abort signal is made only if the hook asks for it: an AbortController (and the
+    // DOMException of its default reason) per stream cost a few percent of a proxy's CPU.
+    let controller: AbortController | undefined;
     stream.once("close", () => {
       this.#streams--;
-      controller.abort();
+      controller?.abort(streamClosed);
     });
     // Owner of the stream's errors until the copy takes over (then both listen; harmless).
     stream.on("error", (err) =>
@@ -323,7 +353,13 @@ export class HboneServer {
       localIdentity: conn.localIdentity,
       peerAddress: conn.peerAddress,
       localAddress: conn.localAddress,
-      signal: controller.signal,
+      get signal(): AbortSignal {
+        if (controller === undefined) {
+          controller = new AbortController();
+          if (stream.closed || stream.destroyed) controller.abort(streamClosed);
+        }
+        return controller.signal;
+      },
     };
     let decision: InboundDecision | Promise<InboundDecision>;
     try {
@@ -362,15 +398,21 @@ export class HboneServer {
     }
     stream.respond({ ...d.responseHeaders, ":status": 200 });
     const onComplete = d.onComplete;
-    copyBidirectional(stream, upstream, (result) => {
-      if (result.error !== undefined) {
-        this.#log.debug("HBONE tunnel failed", {
-          peer: formatIdentity(conn.peerIdentity),
-          error: result.error.message,
-        });
-      }
-      onComplete?.(result);
-    });
+    const copy = copyBidirectional(
+      stream,
+      upstream,
+      (result) => {
+        if (result.error !== undefined) {
+          this.#log.debug("HBONE tunnel failed", {
+            peer: formatIdentity(conn.peerIdentity),
+            error: result.error.message,
+          });
+        }
+        onComplete?.(result);
+      },
+      this.#copyOptions,
+    );
+    d.onStart?.(copy);
   }
 
   #refuse(stream: http2.ServerHttp2Stream, status: number, reason: string, conn: Conn): void {

@@ -27,23 +27,18 @@ export function secureContextOptions(
  * PEM names the certificate; providers may hand out fresh objects for the same certificate.
  * Bounded: the oldest entries go first (rotations leave old ones behind).
  */
-export class PerCertificate<V> {
-  readonly #byObject = new WeakMap<CertificateMaterial, V>();
+export class PerCertificate<V, M extends CertificateMaterial = CertificateMaterial> {
+  readonly #byObject = new WeakMap<M, V>();
   readonly #byLeaf = new Map<string, V>();
   readonly #max: number;
-  readonly #build: (cert: CertificateMaterial) => V;
-  readonly #evicted: ((v: V) => void) | undefined;
+  readonly #build: (cert: M) => V;
 
-  constructor(
-    build: (cert: CertificateMaterial) => V,
-    opts: { max?: number; onEvict?: (v: V) => void } = {},
-  ) {
+  constructor(build: (cert: M) => V, opts: { max?: number } = {}) {
     this.#build = build;
     this.#max = opts.max ?? 256;
-    this.#evicted = opts.onEvict;
   }
 
-  get(cert: CertificateMaterial): V {
+  get(cert: M): V {
     const hit = this.#byObject.get(cert);
     if (hit !== undefined) return hit;
     const leaf = cert.chainPem[0] ?? "";
@@ -53,11 +48,7 @@ export class PerCertificate<V> {
       this.#byLeaf.set(leaf, v);
       if (this.#byLeaf.size > this.#max) {
         const oldest = this.#byLeaf.keys().next().value;
-        if (oldest !== undefined) {
-          const old = this.#byLeaf.get(oldest);
-          this.#byLeaf.delete(oldest);
-          if (old !== undefined) this.#evicted?.(old);
-        }
+        if (oldest !== undefined) this.#byLeaf.delete(oldest);
       }
     }
     this.#byObject.set(cert, v);

@@ -4,7 +4,7 @@ import { once } from "node:events";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, describe, it } from "node:test";
-import { copyBidirectional, type CopyHandle, type CopyResult } from "./copy.ts";
+import { copyBidirectional, type CopyHandle, type CopyOptions, type CopyResult } from "./copy.ts";
 
 const cleanups: (() => void)[] = [];
 
@@ -239,7 +239,10 @@ describe("copyBidirectional between TCP and an HTTP/2 stream", () => {
    * app client → [proxy: copy(accepted TCP, h2 CONNECT stream)] → h2 server handler.
    * Plain-text HTTP/2 is enough to exercise stream semantics.
    */
-  async function h2Proxy(handler: (stream: http2.ServerHttp2Stream) => void): Promise<{
+  async function h2Proxy(
+    handler: (stream: http2.ServerHttp2Stream) => void,
+    options: CopyOptions = {},
+  ): Promise<{
     port: number;
     results: Promise<CopyResult>[];
   }> {
@@ -256,7 +259,7 @@ describe("copyBidirectional between TCP and an HTTP/2 stream", () => {
       const stream = session.request({ ":method": "CONNECT", ":authority": "127.0.0.1:1" });
       results.push(
         new Promise((resolve) => {
-          stream.once("response", () => copyBidirectional(down, stream, resolve));
+          stream.once("response", () => copyBidirectional(down, stream, resolve, options));
         }),
       );
     });
@@ -343,5 +346,59 @@ describe("copyBidirectional between TCP and an HTTP/2 stream", () => {
     stream.end();
     assert.equal(await got, "early bytes");
     assert.equal((await done).sent, "early bytes".length);
+  });
+  it("with a larger high-water mark and coalesced writes, still moves 16 MiB each way intact", async () => {
+    const size = 16 * 1024 * 1024;
+    const up = randomBytes(size);
+    const down = randomBytes(size);
+    const serverGot: Promise<{ sha: string; bytes: number }>[] = [];
+    const { port, results } = await h2Proxy(
+      (stream) => {
+        serverGot.push(drainAll(stream));
+        stream.end(down);
+      },
+      { highWaterMark: 1024 * 1024, coalesce: true },
+    );
+    const client = await connect(port);
+    const got = drainAll(client);
+    client.end(up);
+    assert.equal((await got).sha, createHash("sha256").update(down).digest("hex"));
+    assert.equal((await serverGot[0]!).sha, createHash("sha256").update(up).digest("hex"));
+    const r = await results[0]!;
+    assert.deepEqual([r.sent, r.received, r.resetBy, r.error], [size, size, undefined, undefined]);
+  });
+
+  it("bounds what it buffers by the high-water mark when the far end stops reading", async () => {
+    const hwm = 2 * 1024 * 1024;
+    let serverStream: http2.ServerHttp2Stream | undefined;
+    const { port, results } = await h2Proxy(
+      (stream) => {
+        serverStream = stream;
+        stream.pause(); // never reads: its window fills, then the proxy's stream buffer
+        stream.on("error", () => {});
+      },
+      { highWaterMark: hwm },
+    );
+    const client = await connect(port);
+    client.on("error", () => {});
+    const chunk = Buffer.alloc(256 * 1024);
+    let written = 0;
+    const deadline = Date.now() + 2000;
+    while (Date.now() < deadline) {
+      written += chunk.length;
+      if (client.write(chunk)) continue;
+      const drained = await Promise.race([
+        once(client, "drain").then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 300)),
+      ]);
+      if (!drained) break;
+    }
+    // HTTP/2 windows (64 KiB here), the high-water mark and a few socket buffers: bounded.
+    assert.ok(written < 64 * 1024 * 1024, `wrote ${written} bytes without backpressure`);
+    assert.ok(serverStream !== undefined);
+    serverStream.close(http2.constants.NGHTTP2_CANCEL);
+    const r = await results[0]!;
+    assert.ok(r.sent <= written);
+    assert.equal(r.resetBy, "upstream");
   });
 });

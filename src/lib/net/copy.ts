@@ -148,30 +148,62 @@ class Side {
   }
 }
 
+export interface CopyOptions {
+  /**
+   * Bytes a destination may hold unflushed before its source is paused. By default a source is
+   * paused as soon as `write()` returns false (the destination's own high-water mark, 64 KiB in
+   * Node 24). An HTTP/2 stream acknowledges a write only once the session has written it to the
+   * TLS socket, so with one 64 KiB chunk in flight per hop the copy runs in lock step with the
+   * event loop; a larger allowance keeps reading while earlier chunks are encrypted and sent.
+   */
+  readonly highWaterMark?: number;
+  /**
+   * Gather the writes to a TCP socket that arrive in one turn of the event loop into one
+   * `writev`. HTTP/2 DATA frames (16 KiB) straddle 16 KiB TLS records, so they reach JavaScript
+   * as a large piece and a few bytes; writing each piece costs a syscall.
+   */
+  readonly coalesce?: boolean;
+}
+
 /** One direction of the copy. Handlers are bound once, so no closure is created per chunk. */
 class Pump {
   readonly src: Duplex;
   readonly dst: Duplex;
   readonly srcSide: Side;
   readonly srcIsH2: boolean;
+  readonly #hwm: number;
+  readonly #coalesce: boolean;
+  #corked = false;
   bytes = 0;
   paused = false;
 
-  constructor(src: Side, dst: Side) {
+  constructor(src: Side, dst: Side, options: CopyOptions) {
     this.srcSide = src;
     this.src = src.stream;
     this.dst = dst.stream;
     this.srcIsH2 = src.kind === "h2";
+    this.#hwm = options.highWaterMark ?? 0;
+    this.#coalesce = options.coalesce === true && dst.kind === "tcp";
   }
 
   readonly onData = (chunk: Buffer): void => {
     const dst = this.dst;
     if (dst.destroyed) return;
     this.bytes += chunk.length;
-    if (!dst.write(chunk)) {
+    if (this.#coalesce && !this.#corked) {
+      this.#corked = true;
+      dst.cork();
+      setImmediate(this.uncork);
+    }
+    if (!dst.write(chunk) && dst.writableLength >= this.#hwm) {
       this.paused = true;
       this.src.pause();
     }
+  };
+
+  readonly uncork = (): void => {
+    this.#corked = false;
+    if (!this.dst.destroyed) this.dst.uncork();
   };
 
   readonly onDrain = (): void => {
@@ -220,11 +252,16 @@ class BidiCopy implements CopyHandle {
   #abortError: Error | undefined = undefined;
   #done = false;
 
-  constructor(downstream: Duplex, upstream: Duplex, onDone: (result: CopyResult) => void) {
+  constructor(
+    downstream: Duplex,
+    upstream: Duplex,
+    onDone: (result: CopyResult) => void,
+    options: CopyOptions,
+  ) {
     this.#down = new Side(downstream, "downstream");
     this.#up = new Side(upstream, "upstream");
-    this.#sendPump = new Pump(this.#down, this.#up);
-    this.#recvPump = new Pump(this.#up, this.#down);
+    this.#sendPump = new Pump(this.#down, this.#up, options);
+    this.#recvPump = new Pump(this.#up, this.#down, options);
     this.#onDone = onDone;
   }
 
@@ -310,8 +347,9 @@ export function copyBidirectional(
   downstream: Duplex,
   upstream: Duplex,
   onDone: (result: CopyResult) => void,
+  options: CopyOptions = {},
 ): CopyHandle {
-  const copy = new BidiCopy(downstream, upstream, onDone);
+  const copy = new BidiCopy(downstream, upstream, onDone, options);
   copy.start();
   return copy;
 }

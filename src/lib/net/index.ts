@@ -53,3 +53,10 @@ export {
   type Cidr,
   type IpBytes,
 } from "./ip.ts";
+export {
+  copyBidirectional,
+  type CopyHandle,
+  type CopyOptions,
+  type CopyResult,
+  type CopySide,
+} from "./copy.ts";

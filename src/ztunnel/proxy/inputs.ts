@@ -46,6 +46,8 @@ export interface ProxyConfig {
   readonly poolUnusedReleaseTimeoutMs: number;
   /** Outbound TCP connect timeout (10 s). */
   readonly connectTimeoutMs: number;
+  /** `TLS12_ENABLED`: also offer/accept TLS 1.2 on HBONE (TLS 1.3 only by default). */
+  readonly tls12Enabled: boolean;
 }
 
 /** Workload certificates, fetched from the CA (or a local CA in static mode) and kept fresh. */
@@ -60,6 +62,16 @@ export interface CertificateSource {
   roots(): readonly string[];
 }
 
+/** On-demand xDS (`XDS_ON_DEMAND`): fetch an address ztunnel does not hold yet. */
+export interface AddressDemand {
+  /**
+   * Asks the control plane for `name` (`<network>/<ip>`, `<namespace>/<hostname>` or a workload
+   * uid) and resolves once it is in the state ("found"), known not to exist ("removed"), not
+   * answered in time (5 s, "timeout"), or ztunnel is stopping ("closed").
+   */
+  demand(name: string): Promise<"found" | "removed" | "timeout" | "closed">;
+}
+
 /** Everything a proxy needs, built once by the composition root. */
 export interface ProxyInputs {
   readonly config: ProxyConfig;
@@ -71,4 +83,6 @@ export interface ProxyInputs {
   readonly accessLog: Logger;
   /** Diagnostics (`proxy` scope). */
   readonly log: Logger;
+  /** Present only in on-demand mode; otherwise every address is pushed up front. */
+  readonly demand?: AddressDemand;
 }

@@ -14,32 +14,6 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { nodeName, podAt, type ClusterShape } from "./synthetic.ts";
 
-const { values } = parseArgs({
-  args: process.argv.slice(2),
-  options: {
-    nodes: { type: "string", default: "1000" },
-    pods: { type: "string", default: "100000" },
-    services: { type: "string", default: "10000" },
-    namespaces: { type: "string", default: "100" },
-    wildcard: { type: "string", default: "10" },
-    "proxy-procs": { type: "string", default: "4" },
-    changes: { type: "string", default: "200" },
-    "gap-ms": { type: "string", default: "50" },
-    debounce: { type: "string", default: "100ms" },
-    "sync-timeout-s": { type: "string", default: "900" },
-  },
-});
-
-const shape: ClusterShape = {
-  nodes: Number(values.nodes),
-  pods: Number(values.pods),
-  services: Number(values.services),
-  namespaces: Number(values.namespaces),
-};
-const wildcard = Math.min(Number(values.wildcard), shape.nodes);
-const proxyProcs = Math.max(1, Number(values["proxy-procs"]));
-const changes = Number(values.changes);
-const gapMs = Number(values["gap-ms"]);
 const now = () => performance.timeOrigin + performance.now();
 const here = import.meta.dirname;
 
@@ -75,7 +49,35 @@ function pct(sorted: number[], p: number): number {
 
 const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : "n/a");
 
-async function main(): Promise<void> {
+/** `npm run bench -- control-plane [options]` (see the header for the options). */
+export async function run(argv: readonly string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      nodes: { type: "string", default: "1000" },
+      pods: { type: "string", default: "100000" },
+      services: { type: "string", default: "10000" },
+      namespaces: { type: "string", default: "100" },
+      wildcard: { type: "string", default: "10" },
+      "proxy-procs": { type: "string", default: "4" },
+      changes: { type: "string", default: "200" },
+      "gap-ms": { type: "string", default: "50" },
+      debounce: { type: "string", default: "100ms" },
+      "sync-timeout-s": { type: "string", default: "900" },
+    },
+  });
+
+  const shape: ClusterShape = {
+    nodes: Number(values.nodes),
+    pods: Number(values.pods),
+    services: Number(values.services),
+    namespaces: Number(values.namespaces),
+  };
+  const wildcard = Math.min(Number(values.wildcard), shape.nodes);
+  const proxyProcs = Math.max(1, Number(values["proxy-procs"]));
+  const changes = Number(values.changes);
+  const gapMs = Number(values["gap-ms"]);
+
   console.log(
     `control-plane bench: ${shape.nodes} nodes, ${shape.pods} pods, ${shape.services} services, ` +
       `${shape.namespaces} namespaces; ${shape.nodes} proxies (${wildcard} wildcard, ` +
@@ -95,7 +97,8 @@ async function main(): Promise<void> {
     const mem0 = ready["memory"] as { rssMb: number; heapUsedMb: number };
     console.log(
       `loaded: ${String(ready["addresses"])} addresses; objects built ${fmt(ready["buildObjectsMs"] as number, 0)} ms, ` +
-        `index + xDS store ${fmt(ready["loadMs"] as number, 0)} ms; RSS ${fmt(mem0.rssMb, 0)} MB, heap ${fmt(mem0.heapUsedMb, 0)} MB`,
+        `index + xDS store ${fmt(ready["loadMs"] as number, 0)} ms; RSS ${fmt(mem0.rssMb, 0)} MB, heap ${fmt(mem0.heapUsedMb, 0)} MB; ` +
+        `CPU ${fmt(ready["cpuSeconds"] as number, 1)} s`,
     );
 
     // Expected holdings per proxy.
@@ -215,6 +218,8 @@ async function main(): Promise<void> {
       rssEndMb: Math.round(memEnd.rssMb),
       heapAfterPushMb: Math.round(memPush.heapUsedMb),
       loadMs: Math.round(ready["loadMs"] as number),
+      cpCpuAtReadyS: ready["cpuSeconds"],
+      cpCpuAfterPushS: afterPush["cpuSeconds"],
       firstPush: {
         synced: syncedAt.size,
         onDemandLastS: (odTimes.at(-1) ?? NaN) / 1000,
@@ -265,5 +270,3 @@ async function main(): Promise<void> {
     );
   }
 }
-
-await main();
