@@ -172,6 +172,40 @@ describe("control plane xDS", () => {
     wildcard.close();
   });
 
+  it("debug endpoints show resources, enforcement and an index, as JSON", async () => {
+    const vip = await h.getJson<{
+      addresses: { count: number; resources: { name: string; resource?: unknown }[] };
+    }>("/debug/resources?type=address&name=/198.19.0.10");
+    assert.equal(vip.status, 200);
+    assert.deepEqual(
+      vip.body.addresses.resources.map((r) => r.name),
+      [WEB_SERVICE],
+    );
+    assert.ok(vip.body.addresses.resources[0]!.resource !== undefined, "contents for one name");
+    // Earlier tests add and remove pods; wait for the fixture's four addresses.
+    const all = await waitFor("the fixture's resources", async () => {
+      const r = await h.getJson<{
+        addresses: { count: number };
+        authorizations: { count: number };
+      }>("/debug/resources");
+      return r.body.addresses.count === 4 ? r : undefined;
+    });
+    assert.equal(all.body.authorizations.count, 1);
+    const enforcement = await h.getJson<{ policies: { key: string; enforcedBy: string[] }[] }>(
+      "/debug/enforcement",
+    );
+    assert.deepEqual(
+      enforcement.body.policies.map((p) => [p.key, p.enforcedBy]),
+      [["app/allow-web", ["ztunnel"]]],
+    );
+    const index = await h.getJson<{ endpoints: Record<string, string> }>("/debug");
+    assert.ok("/debug/config-errors" in index.body.endpoints);
+    const missing = await h.getJson<{ error: string }>("/debug/nothing");
+    assert.equal(missing.status, 404);
+    const stats = await h.getJson<{ byType: Record<string, { pushes: number }> }>("/debug/stats");
+    assert.ok((stats.body.byType["address"]?.pushes ?? 0) > 0);
+  });
+
   it("a proxy may not connect as another node's ztunnel with its token", async () => {
     const c = new HeldState(h.plane, { node: "node-b", token: () => h.token("node-a") });
     clients.push(c);
