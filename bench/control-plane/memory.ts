@@ -51,4 +51,9 @@ const xdsMs = performance.now() - t;
 delta.addresses.updated.length = 0;
 delta.authorizations.updated.length = 0;
 step("+ xDS resource store", xdsMs);
+let bytes = 0;
+for (const name of provider.names()) bytes += provider.get(name)?.encoded.length ?? 0;
+console.log(
+  `a full Address push carries ${provider.size} resources, ${(bytes / 2 ** 20).toFixed(1)} MB encoded`,
+);
 xds.close();
