@@ -71,7 +71,6 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: "config-dir", value: "DIR", help: "directory of YAML manifests (the default source)" },
   {
     name: "kubeconfig",
-    env: "KUBECONFIG",
     value: "FILE",
     help: "read configuration from the Kubernetes API with this kubeconfig",
   },
@@ -350,7 +349,6 @@ export function loadConfig(
   if (inCluster && flags.has("kubeconfig")) {
     problems.push("--in-cluster cannot be combined with --kubeconfig");
   }
-  // A KUBECONFIG in the environment alone does not switch sources: files are the default.
   const kube = inCluster || flags.has("kubeconfig");
   const stateDir = path("state-dir", "/var/lib/ambient/control-plane");
   const source: ConfigSourceSetting = kube
