@@ -139,6 +139,15 @@ describe("control plane xDS", () => {
     const metrics = await h.getText("/metrics");
     assert.ok((metricValue(metrics.body, "pilot_total_xds_rejects", '{type="address"}') ?? 0) >= 1);
     assert.ok((metricValue(metrics.body, "pilot_xds", '{type="ztunnel"}') ?? 0) >= 1);
+    // The edits of the earlier test were timed from change to push.
+    assert.ok(
+      (metricValue(metrics.body, "pilot_proxy_convergence_time_count", '{type="authorization"}') ??
+        0) >= 1,
+    );
+    assert.ok(
+      (metricValue(metrics.body, "ambient_xds_pushed_resources_total", '{type="address"}') ?? 0) >
+        0,
+    );
     c.close();
   });
 
