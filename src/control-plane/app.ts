@@ -176,7 +176,10 @@ export class ControlPlane {
       observer: this.metrics.xdsObserver(),
       logger: logOutput.logger("xds"),
     });
-    this.#publisher = new AmbientPublisher(this.xds, registerAmbientTypes(this.xds));
+    this.#publisher = new AmbientPublisher(
+      this.xds,
+      registerAmbientTypes(this.xds, (name) => this.index.lookupAddresses(name)[0]?.bytes),
+    );
     this.#grpc = createGrpcServer({
       "grpc.max_receive_message_length": MAX_RECEIVE_BYTES,
       "grpc.max_send_message_length": -1,

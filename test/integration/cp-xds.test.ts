@@ -5,7 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL } from "../../src/lib/xds/index.ts";
+import { WorkloadSchema } from "../../src/lib/gen/istio/workload/workload_pb.ts";
+import type { Workload } from "../../src/lib/gen/istio/workload/workload_pb.ts";
+import { LogOutput, MemorySink } from "../../src/lib/log/index.ts";
+import {
+  ADDRESS_TYPE_URL,
+  AUTHORIZATION_TYPE_URL,
+  XdsClient,
+  buildProxyNode,
+} from "../../src/lib/xds/index.ts";
 import {
   HeldState,
   WEB_SERVICE,
@@ -213,6 +221,51 @@ describe("control plane xDS", () => {
     assert.equal(missing.status, 404);
     const stats = await h.getJson<{ byType: Record<string, { pushes: number }> }>("/debug/stats");
     assert.ok((stats.body.byType["address"]?.pushes ?? 0) > 0);
+  });
+
+  it("serves istio.workload.Workload: the workloads alone, named by uid, kept up to date", async () => {
+    const held = new Map<string, { version: string; node: string; ips: number }>();
+    const client = new XdsClient({
+      address: `https://127.0.0.1:${h.plane.grpcPort}`,
+      tls: () => ({ rootCertsPem: h.plane.rootCertPem }),
+      token: () => h.token("node-a"),
+      node: buildProxyNode({
+        instanceIp: "198.18.0.2",
+        podName: "workload-watcher",
+        podNamespace: "istio-system",
+        nodeName: "node-a",
+      }),
+      logger: new LogOutput({ sink: new MemorySink() }).logger("xds"),
+      handlers: [
+        {
+          schema: WorkloadSchema,
+          apply: ({ updates, removed }) => {
+            for (const u of updates) {
+              const w = u.resource as Workload;
+              held.set(u.name, { version: u.version, node: w.node, ips: w.addresses.length });
+            }
+            for (const n of removed) held.delete(n);
+          },
+        },
+      ],
+    });
+    client.start();
+    try {
+      await client.ready;
+      await waitFor("the fixture's workloads", () => held.size === 3);
+      assert.deepEqual([...held.keys()].sort(), [uid("db-1"), uid("web-1"), uid("web-2")]);
+      assert.deepEqual(held.get(uid("db-1")), {
+        ...held.get(uid("db-1"))!,
+        node: "node-b",
+        ips: 1,
+      });
+      await h.writeFile("db-7.yaml", podYaml("db-7", "node-b", "198.18.10.7", "db"));
+      await waitFor("db-7 as a Workload", () => held.has(uid("db-7")));
+      await h.removeFile("db-7.yaml");
+      await waitFor("db-7 removed", () => !held.has(uid("db-7")));
+    } finally {
+      client.close();
+    }
   });
 
   it("a proxy may not connect as another node's ztunnel with its token", async () => {

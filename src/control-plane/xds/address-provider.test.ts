@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { AddressSchema, WorkloadSchema } from "../../lib/gen/istio/workload/workload_pb.ts";
 import { ADDRESS_TYPE_URL, storeResource } from "../../lib/xds/index.ts";
 import { AddressProvider } from "./address-provider.ts";
+import { workloadPayload } from "./workload-provider.ts";
 
 const res = (
   name: string,
@@ -53,5 +56,21 @@ describe("AddressProvider", () => {
     assert.deepEqual([...p.dependents("ns/svc")], []);
     assert.deepEqual(p.remove(["w", "x"]), ["w"]);
     assert.equal(p.size, 0);
+  });
+});
+
+describe("workloadPayload", () => {
+  it("finds the Workload inside an encoded Address{workload}, nothing in an Address{service}", () => {
+    const big = "x".repeat(300); // a two-byte length
+    const addr = create(AddressSchema, {
+      type: { case: "workload", value: { uid: "u", name: big, node: "n" } },
+    });
+    const inner = workloadPayload(toBinary(AddressSchema, addr));
+    assert.ok(inner !== undefined);
+    const w = fromBinary(WorkloadSchema, inner);
+    assert.equal(w.name, big);
+    assert.equal(w.node, "n");
+    const svc = create(AddressSchema, { type: { case: "service", value: { name: "s" } } });
+    assert.equal(workloadPayload(toBinary(AddressSchema, svc)), undefined);
   });
 });

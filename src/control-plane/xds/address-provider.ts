@@ -34,6 +34,8 @@ export class AddressProvider<M> implements ResourceProvider<M> {
   readonly #byRelated = new Map<string, Set<string>>();
   #cursorName: string | undefined;
   #cursor: StoredResource<M> | undefined;
+  /** `istio.workload.Workload` is served from these resources too (changes go to both). */
+  servesWorkloads = false;
   /** Every resource, for walks; dropped on writes and rebuilt by the next walk. */
   #list: StoredResource<M>[] | undefined;
 

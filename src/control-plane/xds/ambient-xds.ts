@@ -8,8 +8,15 @@
  */
 import type { AddressResource, AmbientDelta, AuthorizationResource } from "../ambient/index.ts";
 import type { ResourceInput, XdsServer } from "../../lib/xds/index.ts";
-import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, storeResource } from "../../lib/xds/index.ts";
+import {
+  ADDRESS_TYPE_URL,
+  AUTHORIZATION_TYPE_URL,
+  WORKLOAD_TYPE_URL,
+  storeResource,
+} from "../../lib/xds/index.ts";
+import type { Select } from "../../lib/xds/index.ts";
 import { AddressProvider } from "./address-provider.ts";
+import { WorkloadProvider, type AddressBytes } from "./workload-provider.ts";
 import type { Caller } from "../auth/caller.ts";
 
 /** What the `select` hook knows of an Address resource. */
@@ -20,20 +27,31 @@ export interface AddressMeta {
 
 export type AmbientXdsServer = XdsServer<Caller, AddressMeta | undefined>;
 
-/** Registers the ambient types with their per-proxy views; returns the Address provider. */
+/** Wildcard, asked for (or related to what was asked for), or on the proxy's own node. */
+const addressView: Select<Caller, AddressMeta | undefined> = (r, c) =>
+  c.wildcard ||
+  c.requested ||
+  (r.meta?.node !== undefined && c.proxy.nodeName !== "" && r.meta.node === c.proxy.nodeName);
+
+/**
+ * Registers the ambient types with their per-proxy views; returns the Address provider. With
+ * `addressBytes` (the encoded Address of a name), `istio.workload.Workload` is served too.
+ */
 export function registerAmbientTypes(
   xds: AmbientXdsServer,
+  addressBytes?: AddressBytes,
 ): AddressProvider<AddressMeta | undefined> {
   const addresses = new AddressProvider<AddressMeta | undefined>();
-  xds.registerType({
-    typeUrl: ADDRESS_TYPE_URL,
-    provider: addresses,
-    select: (r, c) =>
-      c.wildcard ||
-      c.requested ||
-      (r.meta?.node !== undefined && c.proxy.nodeName !== "" && r.meta.node === c.proxy.nodeName),
-  });
+  xds.registerType({ typeUrl: ADDRESS_TYPE_URL, provider: addresses, select: addressView });
   xds.registerType({ typeUrl: AUTHORIZATION_TYPE_URL });
+  if (addressBytes !== undefined) {
+    xds.registerType({
+      typeUrl: WORKLOAD_TYPE_URL,
+      provider: new WorkloadProvider(addresses, addressBytes),
+      select: addressView,
+    });
+    addresses.servesWorkloads = true;
+  }
   return addresses;
 }
 
@@ -67,7 +85,10 @@ export class AmbientPublisher {
     if (addresses.removed.length > 0) {
       for (const n of this.#addresses.remove(addresses.removed)) changed.push(n);
     }
-    if (changed.length > 0) xds.changed(ADDRESS_TYPE_URL, changed);
+    if (changed.length > 0) {
+      xds.changed(ADDRESS_TYPE_URL, changed);
+      if (this.#addresses.servesWorkloads) xds.changed(WORKLOAD_TYPE_URL, changed);
+    }
     if (authorizations.updated.length > 0) {
       xds.upsert(AUTHORIZATION_TYPE_URL, authorizations.updated.map(authorizationInput));
     }
