@@ -5,6 +5,7 @@
  */
 const benchmarks: Record<string, () => Promise<{ run(argv: readonly string[]): Promise<void> }>> = {
   hbone: () => import("./hbone/index.ts"),
+  "control-plane": () => import("./control-plane/index.ts"),
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -103,7 +103,20 @@ export interface RequestRecord {
   readonly authorization: string | undefined;
 }
 
+/** Who a token belongs to, as a TokenReview answers (`authentication.k8s.io/v1`). */
+export interface FakeTokenUser {
+  readonly username: string;
+  readonly uid?: string;
+  readonly groups?: readonly string[];
+  /** e.g. `authentication.kubernetes.io/pod-name`, `.../pod-uid`, `.../node-name`. */
+  readonly extra?: Readonly<Record<string, readonly string[]>>;
+  /** The token's audiences; a review asking for none of them is unauthenticated. Default `["https://kubernetes.default.svc"]`. */
+  readonly audiences?: readonly string[];
+}
+
 export interface FakeKubeApiOptions {
+  /** Tokens TokenReview accepts; any other token is unauthenticated. */
+  readonly tokens?: Readonly<Record<string, FakeTokenUser>>;
   readonly resources?: readonly FakeResource[];
   /** How a watch from a compacted resourceVersion fails: an ERROR event (the real server) or HTTP 410. */
   readonly expiredWatch?: "event" | "http";
@@ -156,8 +169,10 @@ export class FakeKubeApi {
   readonly #pages = new Map<string, { items: Json[]; rv: number }>();
   readonly #server: Server;
   readonly requests: RequestRecord[] = [];
+  readonly #tokens = new Map<string, FakeTokenUser>();
 
   constructor(opts: FakeKubeApiOptions = {}) {
+    for (const [t, u] of Object.entries(opts.tokens ?? {})) this.#tokens.set(t, u);
     this.#resources = opts.resources ?? DEFAULT_RESOURCES;
     this.#expiredWatch = opts.expiredWatch ?? "event";
     this.#bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 0;
@@ -191,6 +206,12 @@ export class FakeKubeApi {
   }
 
   // ---- direct control -------------------------------------------------------------------------
+
+  /** Makes TokenReview accept `token` as `user` (undefined revokes it). */
+  setToken(token: string, user: FakeTokenUser | undefined): void {
+    if (user === undefined) this.#tokens.delete(token);
+    else this.#tokens.set(token, user);
+  }
 
   resourceFor(apiVersion: string, kind: string): FakeResource {
     const slash = apiVersion.lastIndexOf("/");
@@ -526,6 +547,10 @@ export class FakeKubeApi {
     query: Record<string, string>,
     body: string,
   ): void {
+    if (url.pathname === "/apis/authentication.k8s.io/v1/tokenreviews") {
+      this.#tokenReview(req.method ?? "GET", body, res);
+      return;
+    }
     const route = this.#route(url.pathname);
     if (route === undefined) {
       this.#reply(
@@ -793,6 +818,63 @@ export class FakeKubeApi {
       clearTimeout(ender);
       clearInterval(w.timer);
       this.#watchers.delete(w);
+    });
+  }
+
+  /**
+   * TokenReview as the API server answers it: 201 with `status.authenticated`, the user, and
+   * the audiences the token was valid for (the intersection with the requested ones). A token
+   * unknown, or valid for none of the requested audiences, is `authenticated: false` with an
+   * error, never an HTTP error.
+   */
+  #tokenReview(method: string, body: string, res: ServerResponse): void {
+    if (method !== "POST") {
+      return this.#reply(
+        res,
+        405,
+        statusBody(405, "MethodNotAllowed", `${method} is not allowed on tokenreviews`),
+      );
+    }
+    let review: Json;
+    try {
+      review = JSON.parse(body) as Json;
+    } catch {
+      return this.#reply(res, 400, statusBody(400, "BadRequest", "body is not JSON"));
+    }
+    const spec = (review["spec"] ?? {}) as { token?: unknown; audiences?: unknown };
+    if (typeof spec.token !== "string" || spec.token === "") {
+      return this.#reply(res, 400, statusBody(400, "BadRequest", "spec.token is required"));
+    }
+    const wanted = Array.isArray(spec.audiences)
+      ? spec.audiences.filter((a): a is string => typeof a === "string")
+      : [];
+    const user = this.#tokens.get(spec.token);
+    const tokenAudiences = user?.audiences ?? ["https://kubernetes.default.svc"];
+    const granted =
+      wanted.length === 0 ? tokenAudiences : tokenAudiences.filter((a) => wanted.includes(a));
+    let status: Json;
+    if (user === undefined) {
+      status = { authenticated: false, error: "invalid bearer token" };
+    } else if (granted.length === 0) {
+      status = { authenticated: false, error: "invalid bearer token, token audiences is invalid" };
+    } else {
+      status = {
+        authenticated: true,
+        audiences: [...granted],
+        user: {
+          username: user.username,
+          ...(user.uid !== undefined ? { uid: user.uid } : {}),
+          groups: [...(user.groups ?? [])],
+          ...(user.extra !== undefined ? { extra: clone(user.extra) } : {}),
+        },
+      };
+    }
+    this.#reply(res, 201, {
+      kind: "TokenReview",
+      apiVersion: "authentication.k8s.io/v1",
+      metadata: { creationTimestamp: null },
+      spec: { token: spec.token, ...(wanted.length > 0 ? { audiences: wanted } : {}) },
+      status,
     });
   }
 }

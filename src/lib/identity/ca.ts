@@ -97,6 +97,8 @@ export interface IssueRequest {
   /** URI SANs (SPIFFE ids); may be empty to produce a certificate without any identity. */
   readonly uris?: readonly string[];
   readonly dnsNames?: readonly string[];
+  /** IP address SANs (a server certificate for clients that connect by IP). */
+  readonly ipAddresses?: readonly string[];
   readonly notBefore?: Date;
   readonly notAfter?: Date;
 }
@@ -472,9 +474,10 @@ export class CertificateAuthority {
     const signerEnd = this.#material.signingCert.validToDate;
     const wanted = request.notAfter ?? new Date(now + this.#defaultTtl * 1000);
     const notAfter = wanted.getTime() > signerEnd.getTime() ? signerEnd : wanted;
-    const names: { type: "url" | "dns"; value: string }[] = [
+    const names: { type: "url" | "dns" | "ip"; value: string }[] = [
       ...(request.uris ?? []).map((value) => ({ type: "url" as const, value })),
       ...(request.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
+      ...(request.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
     ];
     const extensions: x509.Extension[] = [
       new x509.BasicConstraintsExtension(false, undefined, true),
