@@ -97,13 +97,15 @@ export class KubeClient {
     return this.request("PATCH", path, { body: patch, contentType: CONTENT_TYPES[type] });
   }
 
-  delete(
-    path: string,
-    opts: { gracePeriodSeconds?: number; uid?: string } = {},
-  ): Promise<ClientResult> {
-    const body: Json = { kind: "DeleteOptions", apiVersion: "v1" };
-    if (opts.gracePeriodSeconds !== undefined) body["gracePeriodSeconds"] = opts.gracePeriodSeconds;
-    if (opts.uid !== undefined) body["preconditions"] = { uid: opts.uid };
-    return this.request("DELETE", path, { body });
+  /**
+   * DELETE with its options in the query: KubeHttp sends a DELETE body without a length, which
+   * a server reads as a second request, so none is sent.
+   */
+  delete(path: string, opts: { gracePeriodSeconds?: number } = {}): Promise<ClientResult> {
+    const query: Record<string, string> = {};
+    if (opts.gracePeriodSeconds !== undefined) {
+      query["gracePeriodSeconds"] = String(opts.gracePeriodSeconds);
+    }
+    return this.request("DELETE", path, { query });
   }
 }
