@@ -107,6 +107,7 @@ export async function startControlPlaneServices(
   let controllers: ControllerManager | undefined;
   let dns: DnsServer | undefined;
   try {
+    registerTopologyNodes(apiServer, topo);
     if (o.controllers !== false) {
       controllers = new ControllerManager({
         registry: apiServer.registry,
@@ -158,6 +159,41 @@ export async function startControlPlaneServices(
       await apiServer.close();
     },
   };
+}
+
+/**
+ * Creates the Node object of every node in the topology that has none yet, Ready "Unknown"
+ * until its kubelet reports: the scheduler then spreads pods over all nodes from the start
+ * instead of piling them onto the first kubelet to come up.
+ */
+export function registerTopologyNodes(apiServer: LocalApiServer, topo: Topology): void {
+  const res = apiServer.store.resources.forKind("", "Node")!;
+  for (const n of topo.nodes) {
+    if (apiServer.store.get(res, "", n.name) !== undefined) continue;
+    apiServer.registry.create({ user: "system:apiserver" }, res, undefined, {
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: {
+        name: n.name,
+        labels: { "kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux" },
+      },
+      spec: { podCIDR: n.podCidr, podCIDRs: [n.podCidr] },
+      status: {
+        addresses: [
+          { type: "InternalIP", address: n.address },
+          { type: "Hostname", address: n.name },
+        ],
+        conditions: [
+          {
+            type: "Ready",
+            status: "Unknown",
+            reason: "NodeStatusNeverUpdated",
+            message: "Kubelet never posted node status.",
+          },
+        ],
+      },
+    });
+  }
 }
 
 export interface NodeServicesOptions {

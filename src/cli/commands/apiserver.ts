@@ -7,7 +7,7 @@ const USAGE = `ambient apiserver --state-dir DIR --config-dir DIR [options]
 
 Runs the local cluster's API server, controllers (Deployments, ReplicaSets, scheduler, garbage
 collection) and cluster DNS. Start it inside the control plane's network namespace:
-  ip netns exec amb-<cluster>-cp ambient apiserver --state-dir DIR --config-dir DIR
+  nsenter --net=/run/netns/amb-<cluster>-cp ambient apiserver --state-dir DIR --config-dir DIR
 
   --state-dir DIR          cluster state directory (network.json from the network setup; the API
                            server keeps its objects in DIR/apiserver and writes DIR/kubeconfig)
@@ -67,6 +67,15 @@ export const apiserver: Command = {
       return 2;
     }
     const log = new LogOutput({ spec: level.value }).logger("local");
+    // A stop asked for while starting is acted on once started.
+    let stopRequested = false;
+    let wake: (() => void) | undefined;
+    const onSignal = () => {
+      stopRequested = true;
+      wake?.();
+    };
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
     let services;
     try {
       services = await startControlPlaneServices({
@@ -93,11 +102,7 @@ export const apiserver: Command = {
       return 1;
     }
     const s = services;
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once("SIGTERM", stop);
-      process.once("SIGINT", stop);
-    });
+    if (!stopRequested) await new Promise<void>((resolve) => (wake = resolve));
     log.info("stopping");
     await s.close();
     // Exit now: timers and handles of a closed runtime must not keep the process alive.

@@ -7,8 +7,9 @@ const USAGE = `ambient kubelet --state-dir DIR --node NAME [options]
 
 Runs one local node's kubelet (pods as network namespaces running their containers' commands)
 and kube-proxy (Service VIPs via iptables). Start it inside the node's network namespace, after
-the API server wrote DIR/kubeconfig:
-  ip netns exec amb-<cluster>-<node> ambient kubelet --state-dir DIR --node NAME
+the API server wrote DIR/kubeconfig, with nsenter (not "ip netns exec", whose private mount
+namespace would hide the pod namespaces it creates):
+  nsenter --net=/run/netns/amb-<cluster>-<node> ambient kubelet --state-dir DIR --node NAME
 
   --state-dir DIR      cluster state directory (network.json; records in DIR/kubelet/NAME,
                        container logs in DIR/logs/<ns>_<pod>_<uid>/<container>/<n>.log)
@@ -47,6 +48,16 @@ export const kubelet: Command = {
       return 2;
     }
     const log = new LogOutput({ spec: level.value }).logger(`node/${flags["node"] as string}`);
+    // Signals that arrive while starting are acted on once started (never a half-done exit).
+    let requested: "stop-pods" | "leave-pods" | undefined;
+    let wake: (() => void) | undefined;
+    const onSignal = (mode: "stop-pods" | "leave-pods") => () => {
+      requested ??= mode;
+      wake?.();
+    };
+    process.once("SIGTERM", onSignal("stop-pods"));
+    process.once("SIGINT", onSignal("stop-pods"));
+    process.once("SIGHUP", onSignal("leave-pods"));
     let services;
     try {
       services = await startNodeServices({
@@ -64,11 +75,8 @@ export const kubelet: Command = {
       return 1;
     }
     const s = services;
-    const mode = await new Promise<"stop-pods" | "leave-pods">((resolve) => {
-      process.once("SIGTERM", () => resolve("stop-pods"));
-      process.once("SIGINT", () => resolve("stop-pods"));
-      process.once("SIGHUP", () => resolve("leave-pods"));
-    });
+    if (requested === undefined) await new Promise<void>((resolve) => (wake = resolve));
+    const mode = requested ?? "stop-pods";
     log.info("stopping", { mode });
     await s.close(mode);
     // Exit now: pods left running (SIGHUP) are children this process must not wait for.

@@ -5,7 +5,6 @@
  */
 import { isObject, str, type Json } from "../../lib/kube-api/index.ts";
 import {
-  conditionTrue,
   controllerOf,
   isActivePod,
   labelsOf,
@@ -15,8 +14,18 @@ import {
   specOf,
 } from "./objects.ts";
 
+/**
+ * Nodes that may take pods: not cordoned and not known to be down (Ready True, or Unknown: a node
+ * of the topology whose kubelet has not reported yet gets its pods when it starts).
+ */
 export function schedulableNodes(nodes: readonly Json[]): Json[] {
-  return nodes.filter((n) => conditionTrue(n, "Ready") && specOf(n)["unschedulable"] !== true);
+  return nodes.filter((n) => !conditionFalse(n, "Ready") && specOf(n)["unschedulable"] !== true);
+}
+
+function conditionFalse(o: Json, type: string): boolean {
+  const conds = (isObject(o["status"]) ? o["status"] : {})["conditions"];
+  const c = Array.isArray(conds) ? conds.find((x) => isObject(x) && x["type"] === type) : undefined;
+  return !isObject(c) || c["status"] === "False";
 }
 
 export function chooseNode(

@@ -11,6 +11,7 @@
  * `close("leave-pods")` leaves them running for the next kubelet to adopt.
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
+import { release } from "node:os";
 import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { KubeConfigStore, type ConfigObject } from "../../lib/config/index.ts";
@@ -153,9 +154,16 @@ export class Kubelet {
         },
       ],
       nodeInfo: {
+        machineID: readOr("/etc/machine-id", o.node),
+        systemUUID: readOr("/etc/machine-id", o.node),
+        bootID: readOr("/proc/sys/kernel/random/boot_id", ""),
+        kernelVersion: release(),
+        osImage: "ambient local runtime",
+        containerRuntimeVersion: "process://ambient",
         kubeletVersion: "v1.33.0-ambient",
+        kubeProxyVersion: "v1.33.0-ambient",
         operatingSystem: "linux",
-        architecture: process.arch,
+        architecture: process.arch === "x64" ? "amd64" : process.arch,
       },
     };
     const path = resourcePath("v1", "nodes");
@@ -368,8 +376,27 @@ export class Kubelet {
   }
 }
 
-/** Refuses to run outside the node's namespace: probes and pod routes would be wrong. */
+/**
+ * Refuses to run outside the node's network namespace (probes and pod routes would be wrong) or
+ * in a mount namespace of its own (`ip netns exec` makes one): namespaces it creates with
+ * `ip netns add` would then be bind-mounted where no one else sees them.
+ */
 function checkNetns(netns: string): void {
+  const mnt = statSync("/proc/self/ns/mnt");
+  // Unreadable in some containers: then this cannot be checked.
+  const hostMnt = (() => {
+    try {
+      return statSync("/proc/1/ns/mnt");
+    } catch {
+      return undefined;
+    }
+  })();
+  if (hostMnt !== undefined && mnt.ino !== hostMnt.ino) {
+    throw new AmbientError(
+      "KUBELET_WRONG_MOUNT_NAMESPACE",
+      `the kubelet runs in a mount namespace of its own (was it started with "ip netns exec"?); pod namespaces it creates would be invisible to everyone else. Start it with "nsenter --net=/run/netns/${netns} ..."`,
+    );
+  }
   const want = statSync(`/run/netns/${netns}`, { throwIfNoEntry: false });
   const have = statSync("/proc/self/ns/net");
   if (want === undefined || want.ino !== have.ino || want.dev !== have.dev) {
@@ -377,5 +404,13 @@ function checkNetns(netns: string): void {
       "KUBELET_WRONG_NETNS",
       `the kubelet must run inside its node's network namespace ${netns} (start it with "ip netns exec ${netns} ...")`,
     );
+  }
+}
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return readFileSync(path, "utf8").trim() || fallback;
+  } catch {
+    return fallback;
   }
 }
