@@ -37,7 +37,48 @@ const root = resolve(import.meta.dirname, "..", "..");
 const main = join(root, "src", "cli", "main.ts");
 const cluster = `k${process.pid}`;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+interface Condition {
+  type: string;
+  status: string;
+  lastHeartbeatTime?: string;
+}
+interface ContainerStatus {
+  containerID?: string;
+  restartCount: number;
+  lastState: { terminated?: { exitCode: number } };
+}
+/** The parts of a pod these checks read (present once the kubelet has reported). */
+interface Pod {
+  metadata: {
+    name: string;
+    uid: string;
+    labels: Record<string, string>;
+    ownerReferences?: { kind: string }[];
+    deletionTimestamp?: string;
+  };
+  spec: { nodeName: string };
+  status: {
+    phase: string;
+    podIP: string;
+    hostIP: string;
+    conditions?: Condition[];
+    containerStatuses: ContainerStatus[];
+  };
+}
+/** The first container's status. */
+function c0(p: Pod): ContainerStatus {
+  return p.status.containerStatuses[0]!;
+}
+function pidOf(p: Pod): number {
+  return Number(/(\d+)$/.exec(c0(p).containerID ?? "")?.[1] ?? 0);
+}
+interface Json {
+  items?: unknown[];
+  text?: string;
+  status?: { conditions?: Condition[] };
+  metadata?: { name?: string };
+  version?: string;
+}
 
 /** A process that exited (a zombie not yet reaped by init counts: it runs nothing). */
 function goneOrZombie(pid: number): boolean {
@@ -68,7 +109,9 @@ async function eventually<T>(
       last = err;
     }
     if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+      throw new Error(
+        `timed out waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ""}`,
+      );
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -86,7 +129,7 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
     path: string,
     body?: unknown,
     type = "application/json",
-  ): Promise<{ status: number; json: Json }> =>
+  ): Promise<{ status: number; json: Json & Partial<Pod> }> =>
     new Promise((resolveReq, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = request(
@@ -104,9 +147,9 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
           res.setEncoding("utf8");
           res.on("data", (c: string) => (text += c));
           res.on("end", () => {
-            let json: Json = { text };
+            let json: Json & Partial<Pod> = { text };
             try {
-              json = text ? (JSON.parse(text) as Json) : {};
+              json = text ? (JSON.parse(text) as Json & Partial<Pod>) : {};
             } catch {
               // plain text (health endpoints)
             }
@@ -118,16 +161,12 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.end(payload);
     });
-  const pods = async (ns?: string): Promise<Json[]> =>
-    (await api("GET", ns ? `/api/v1/namespaces/${ns}/pods` : "/api/v1/pods")).json[
-      "items"
-    ] as Json[];
-  const ready = (p: Json) =>
-    p["status"]?.["phase"] === "Running" &&
-    (p["status"]?.["conditions"] ?? []).some(
-      (c: Json) => c["type"] === "Ready" && c["status"] === "True",
-    ) &&
-    !p["metadata"]["deletionTimestamp"];
+  const pods = async (ns?: string): Promise<Pod[]> =>
+    (await api("GET", ns ? `/api/v1/namespaces/${ns}/pods` : "/api/v1/pods")).json.items as Pod[];
+  const ready = (p: Pod) =>
+    p.status.phase === "Running" &&
+    (p.status.conditions ?? []).some((c: Condition) => c.type === "Ready" && c.status === "True") &&
+    !p.metadata.deletionTimestamp;
 
   const start = (name: string, netns: string, args: string[]): ChildProcess => {
     const out = openSync(join(base, `${name}.log`), "a");
@@ -165,9 +204,7 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
       },
     );
   const clientPod = async (ns: string): Promise<string> =>
-    (await pods(ns)).find((p) => p["metadata"]["labels"]?.["app"] === "client" && ready(p))![
-      "metadata"
-    ]["name"] as string;
+    (await pods(ns)).find((p) => p.metadata.labels?.app === "client" && ready(p))!.metadata.name;
 
   before(async () => {
     requireRoot();
@@ -262,19 +299,19 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
       },
       120_000,
     );
-    const nodes = new Set(all.map((p) => p["spec"]["nodeName"]));
+    const nodes = new Set(all.map((p) => p.spec.nodeName));
     assert.deepEqual([...nodes].sort(), ["node1", "node2"]);
     for (const p of all) {
-      assert.match(p["status"]["podIP"], /^198\.19\.\d+\.\d+$/);
-      const node = topo.nodes.find((n) => n.name === p["spec"]["nodeName"])!;
-      assert.equal(p["status"]["hostIP"], node.address);
-      if (p["metadata"]["ownerReferences"]) {
-        assert.equal(p["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
-        assert.ok(p["metadata"]["labels"]["pod-template-hash"]);
+      assert.match(p.status.podIP, /^198\.19\.\d+\.\d+$/);
+      const node = topo.nodes.find((n) => n.name === p.spec.nodeName)!;
+      assert.equal(p.status.hostIP, node.address);
+      if (p.metadata.ownerReferences) {
+        assert.equal(p.metadata.ownerReferences[0]!.kind, "ReplicaSet");
+        assert.ok(p.metadata.labels["pod-template-hash"]);
       }
     }
-    const nodeList = (await api("GET", "/api/v1/nodes")).json["items"] as Json[];
-    assert.deepEqual(nodeList.map((n) => n["metadata"]["name"]).sort(), ["node1", "node2"]);
+    const nodeList = (await api("GET", "/api/v1/nodes")).json.items as Pod[];
+    assert.deepEqual(nodeList.map((n) => n.metadata.name).sort(), ["node1", "node2"]);
   });
 
   it("curl from the client pod reaches productpage through cluster DNS and kube-proxy; reviews v1, v2 and v3 answer", async () => {
@@ -298,7 +335,7 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
       "reviews from v1, v2 and v3",
       () => {
         const body = curl("bookinfo", client, "http://reviews:9080/reviews/0");
-        seen.add((JSON.parse(body) as Json)["version"] as string);
+        seen.add((JSON.parse(body) as { version: string }).version);
         return seen.size === 3 ? true : undefined;
       },
       30_000,
@@ -325,12 +362,12 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
     writeFileSync(
       file,
       text.replace(
-        /name: httpbin\n  namespace: httpbin\n  labels:\n    app: httpbin\n    version: v1\nspec:\n  replicas: 1/,
-        (m) => m.replace("replicas: 1", "replicas: 3"),
+        "    version: v1\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: httpbin\n",
+        "    version: v1\nspec:\n  replicas: 3\n  selector:\n    matchLabels:\n      app: httpbin\n",
       ),
     );
     const httpbinPods = async () =>
-      (await pods("httpbin")).filter((p) => p["metadata"]["labels"]["app"] === "httpbin");
+      (await pods("httpbin")).filter((p) => p.metadata.labels.app === "httpbin");
     await eventually(
       "3 httpbin pods ready",
       async () => ((await httpbinPods()).filter(ready).length === 3 ? true : undefined),
@@ -348,39 +385,28 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
   });
 
   it("restarts a killed container (restartCount 1) and replaces a deleted pod", async () => {
-    const details = (await pods("bookinfo")).find(
-      (p) => p["metadata"]["labels"]["app"] === "details",
-    )!;
-    const name = details["metadata"]["name"] as string;
-    const pid = Number(
-      /^process:\/\/(\d+)$/.exec(details["status"]["containerStatuses"][0]["containerID"])![1],
-    );
+    const details = (await pods("bookinfo")).find((p) => p.metadata.labels.app === "details")!;
+    const name = details.metadata.name;
+    assert.match(c0(details).containerID ?? "", /^process:\/\/\d+$/);
+    const pid = pidOf(details);
     process.kill(pid, "SIGKILL");
     const restarted = await eventually(
       "details restarted",
       async () => {
-        const p = (await api("GET", `/api/v1/namespaces/bookinfo/pods/${name}`)).json;
-        const cs = p["status"]["containerStatuses"][0];
-        return cs["restartCount"] === 1 && ready(p) ? p : undefined;
+        const p = (await api("GET", `/api/v1/namespaces/bookinfo/pods/${name}`)).json as Pod;
+        return c0(p).restartCount === 1 && ready(p) ? p : undefined;
       },
       60_000,
     );
-    assert.equal(
-      restarted["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
-      137,
-    );
+    assert.equal(c0(restarted).lastState.terminated?.exitCode, 137);
 
     const del = await api("DELETE", `/api/v1/namespaces/bookinfo/pods/${name}`);
     assert.equal(del.status, 200);
     await eventually(
       "details replaced",
       async () => {
-        const ps = (await pods("bookinfo")).filter(
-          (p) => p["metadata"]["labels"]["app"] === "details",
-        );
-        return ps.length === 1 && ps[0]!["metadata"]["name"] !== name && ready(ps[0]!)
-          ? true
-          : undefined;
+        const ps = (await pods("bookinfo")).filter((p) => p.metadata.labels.app === "details");
+        return ps.length === 1 && ps[0]!.metadata.name !== name && ready(ps[0]!) ? true : undefined;
       },
       60_000,
     );
@@ -392,11 +418,11 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
   });
 
   it("a restarted kubelet adopts its running pods", async () => {
-    const before = (await pods()).filter((p) => p["spec"]["nodeName"] === "node1");
+    const before = (await pods()).filter((p) => p.spec.nodeName === "node1");
     await stop("kubelet-node1", "SIGHUP");
     for (const p of before) {
-      const pid = Number(/(\d+)$/.exec(p["status"]["containerStatuses"][0]["containerID"])![1]);
-      assert.doesNotThrow(() => process.kill(pid, 0), `${p["metadata"]["name"]} still running`);
+      const pid = pidOf(p);
+      assert.doesNotThrow(() => process.kill(pid, 0), `${p.metadata.name} still running`);
     }
     start("kubelet-node1", nodeNetns(cluster, "node1"), [
       "kubelet",
@@ -411,36 +437,26 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
       "the new kubelet to report",
       async () => {
         const node = (await api("GET", "/api/v1/nodes/node1")).json;
-        const ready = (node["status"]["conditions"] as Json[]).find((c) => c["type"] === "Ready")!;
-        return Date.parse(ready["lastHeartbeatTime"] as string) >= restartedAt - 1000
-          ? true
-          : undefined;
+        const ready = (node.status?.conditions ?? []).find((c) => c.type === "Ready");
+        return Date.parse(ready?.lastHeartbeatTime ?? "") >= restartedAt - 1000 ? true : undefined;
       },
       30_000,
     );
     const after2 = await eventually("node1 pods ready", async () => {
-      const ps = (await pods()).filter((p) => p["spec"]["nodeName"] === "node1");
+      const ps = (await pods()).filter((p) => p.spec.nodeName === "node1");
       return ps.length === before.length && ps.every(ready) ? ps : undefined;
     });
     for (const p of after2) {
-      const old = before.find((b) => b["metadata"]["uid"] === p["metadata"]["uid"]);
-      assert.ok(old, `${p["metadata"]["name"]} is the same pod`);
-      assert.equal(
-        p["status"]["containerStatuses"][0]["containerID"],
-        old["status"]["containerStatuses"][0]["containerID"],
-      );
-      assert.equal(
-        p["status"]["containerStatuses"][0]["restartCount"],
-        old["status"]["containerStatuses"][0]["restartCount"],
-      );
+      const old = before.find((b) => b.metadata.uid === p.metadata.uid);
+      assert.ok(old, `${p.metadata.name} is the same pod`);
+      assert.equal(c0(p).containerID, c0(old).containerID);
+      assert.equal(c0(p).restartCount, c0(old).restartCount);
     }
   });
 
   it("stops everything with nothing left: processes, namespaces, rules", async () => {
     const all = await pods();
-    const pids = all.map((p) =>
-      Number(/(\d+)$/.exec(p["status"]["containerStatuses"][0]["containerID"] ?? "0")![1]),
-    );
+    const pids = all.map((p) => pidOf(p));
     await stop("kubelet-node1", "SIGTERM");
     await stop("kubelet-node2", "SIGTERM");
     for (const n of ["node1", "node2"]) {

@@ -24,13 +24,7 @@ import {
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import {
-  FileConfigStore,
-  KINDS,
-  type ConfigBatch,
-  type ConfigObject,
-  type Kind,
-} from "../../lib/config/index.ts";
+import { FileConfigStore, KINDS, type ConfigBatch } from "../../lib/config/index.ts";
 import type { Result } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log/index.ts";
 import {
@@ -367,11 +361,11 @@ export class LocalApiServer {
     this.#mirroring = true;
     try {
       for (const ev of batch.events) {
-        const info = KINDS[ev.kind as Kind];
+        const info = KINDS[ev.kind];
         const res = this.store.resources.forKind(info.group, ev.kind);
         if (res === undefined) continue;
         if (ev.type === "deleted") {
-          const o = ev.old as ConfigObject;
+          const o = ev.old;
           const id = this.#id(res, o.metadata.namespace, o.metadata.name);
           this.store.remove(res, o.metadata.namespace, o.metadata.name);
           this.#fileObjects.delete(id);
@@ -381,7 +375,7 @@ export class LocalApiServer {
             this.#append({ op: "bind", key, node: null });
           continue;
         }
-        const o = ev.new as ConfigObject;
+        const o = ev.new;
         const wire = toWire(o);
         const id = this.#id(res, o.metadata.namespace, o.metadata.name);
         const was = this.#fileObjects.get(id);

@@ -60,7 +60,7 @@ function revisionOf(rs: Json): number {
 /** The ReplicaSet a Deployment's current template calls for. */
 export function newReplicaSet(d: Json, hash: string, replicas: number, revision: number): Json {
   const tmpl = structuredClone(templateOf(d));
-  const tm = isObject(tmpl["metadata"]) ? (tmpl["metadata"] as Json) : (tmpl["metadata"] = {});
+  const tm = isObject(tmpl["metadata"]) ? tmpl["metadata"] : (tmpl["metadata"] = {});
   tm["labels"] = { ...(isObject(tm["labels"]) ? tm["labels"] : {}), [POD_TEMPLATE_HASH]: hash };
   const labels = tm["labels"] as Record<string, string>;
   return {

@@ -266,7 +266,7 @@ function statusEqual(a: Json, b: Json): boolean {
     if (!Array.isArray(c)) return s;
     return {
       ...s,
-      conditions: c.map((x) => {
+      conditions: (c as unknown[]).map((x): unknown => {
         if (!isObject(x)) return x;
         const y = { ...x };
         delete y["lastTransitionTime"];

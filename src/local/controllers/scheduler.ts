@@ -24,7 +24,9 @@ export function schedulableNodes(nodes: readonly Json[]): Json[] {
 
 function conditionFalse(o: Json, type: string): boolean {
   const conds = (isObject(o["status"]) ? o["status"] : {})["conditions"];
-  const c = Array.isArray(conds) ? conds.find((x) => isObject(x) && x["type"] === type) : undefined;
+  const c: unknown = Array.isArray(conds)
+    ? (conds as unknown[]).find((x) => isObject(x) && x["type"] === type)
+    : undefined;
   return !isObject(c) || c["status"] === "False";
 }
 

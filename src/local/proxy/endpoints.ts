@@ -46,7 +46,8 @@ export function resolveTargetPort(
 ): number | undefined {
   if (target === undefined || target === null || target === "") return servicePort;
   if (typeof target === "number") return target;
-  const name = String(target as string);
+  if (typeof target !== "string") return undefined;
+  const name = target;
   if (/^\d+$/.test(name)) return Number(name);
   for (const c of list(obj(pod["spec"])["containers"])) {
     for (const p of list(c["ports"])) {
