@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { run } from "../../lib/exec.ts";
 import { isObject, jsonEqual, metaOf, str, type Json } from "../../lib/kube-api/index.ts";
 import type { Logger } from "../../lib/log/index.ts";
-import { podNetworkDown, podNetworkUp, type PodNetwork } from "../network/index.ts";
+import { podNetns, podNetworkDown, podNetworkUp, type PodNetwork } from "../network/index.ts";
 import type { CniHook, CniPodEvent } from "./cni.ts";
 import { containerArgv, containerEnv } from "./env.ts";
 import {
@@ -114,6 +114,8 @@ export class PodWorker {
   #sandboxMessage: string | undefined;
   readonly #containers = new Map<string, Container>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #sleepers = new Set<() => void>();
+  #setupDone: Promise<void> = Promise.resolve();
   readonly #record: PodRecord | undefined;
   readonly #startTime: string;
   #stopping: Promise<void> | undefined;
@@ -179,7 +181,7 @@ export class PodWorker {
   }
 
   start(): void {
-    void this.#setup();
+    this.#setupDone = this.#setup();
   }
 
   // ---- timers ---------------------------------------------------------------------------------
@@ -192,8 +194,16 @@ export class PodWorker {
     this.#timers.add(t);
   }
 
+  /** Resolves after `ms`, or at once when the pod is being stopped. */
   #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.#after(ms, resolve));
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#sleepers.delete(done);
+        resolve();
+      };
+      this.#sleepers.add(done);
+      this.#after(ms, done);
+    });
   }
 
   // ---- setup ----------------------------------------------------------------------------------
@@ -539,7 +549,12 @@ export class PodWorker {
     const d = this.#deps;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    for (const wake of [...this.#sleepers]) wake();
     clearTimeout(this.#statusTimer);
+    // Let a setup step in flight (network, CNI add) finish, so what it made is undone below.
+    await this.#setupDone.catch(() => {});
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
     const running = [...this.#containers.values()].flatMap((c) => (c.handle ? [c.handle] : []));
     for (const h of running) signalGroup(h.pid, "SIGTERM");
     const all = Promise.all(running.map((h) => h.exited));
@@ -555,8 +570,9 @@ export class PodWorker {
       for (const h of running) signalGroup(h.pid, "SIGKILL");
       await Promise.race([all, new Promise((r) => setTimeout(r, 5000))]);
     }
-    const netns = this.#net?.netns ?? this.#record?.netns;
-    if (netns !== undefined) await killAllIn(netns);
+    const netns =
+      this.#net?.netns ?? this.#record?.netns ?? podNetns(d.cluster, this.namespace, this.name);
+    await killAllIn(netns);
     if (this.#cniAdded && this.#net !== undefined && d.cni.del !== undefined) {
       try {
         await d.cni.del(this.#event());
@@ -579,7 +595,7 @@ export class PodWorker {
         error: err instanceof Error ? err.message : String(err),
       });
     }
-    if (netns !== undefined) rmSync(join("/etc/netns", netns), { recursive: true, force: true });
+    rmSync(join("/etc/netns", netns), { recursive: true, force: true });
     rmSync(recordPath(d.kubeletDir, this.uid), { force: true });
     d.log.info("pod stopped", { pod: this.key, killed: timedOut });
   }
