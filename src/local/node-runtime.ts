@@ -10,7 +10,7 @@
  * each node's address; the API server keeps its objects under `apiserver/`, kubelets theirs under
  * `kubelet/<node>/`, container logs go to `logs/`, and the API server writes `kubeconfig`.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { AmbientError } from "../lib/errors.ts";
@@ -138,8 +138,9 @@ export async function startControlPlaneServices(
       : undefined;
   const kubeconfig = kubeconfigPath(o.stateDir);
   const caPem = o.tls !== undefined ? readFileSync(o.tls.certFile, "utf8") : undefined;
+  // Atomically: kubelets started alongside wait for this file and read it as soon as it exists.
   writeFileSync(
-    kubeconfig,
+    `${kubeconfig}.tmp`,
     kubeconfigYaml({
       server: `${o.tls ? "https" : "http"}://${host}:${apiServer.port}`,
       cluster: topo.cluster,
@@ -148,6 +149,7 @@ export async function startControlPlaneServices(
     }),
     { mode: 0o600 },
   );
+  renameSync(`${kubeconfig}.tmp`, kubeconfig);
   return {
     apiServer,
     controllers,
@@ -209,6 +211,8 @@ export interface NodeServicesOptions {
   readonly proxy?: boolean;
   readonly clusterDomain?: string;
   readonly skipNetnsCheck?: boolean;
+  /** How long to wait for the kubeconfig file to appear (default 60 s). */
+  readonly kubeconfigWaitMs?: number;
 }
 
 export interface NodeServices {
@@ -221,7 +225,18 @@ export interface NodeServices {
 export async function startNodeServices(o: NodeServicesOptions): Promise<NodeServices> {
   const topo = await clusterTopology(o.stateDir);
   const kc = new KubeConfig();
-  kc.loadFromFile(o.kubeconfig ?? kubeconfigPath(o.stateDir));
+  // Started together with the API server, the kubelet waits for it to write the kubeconfig.
+  const file = o.kubeconfig ?? kubeconfigPath(o.stateDir);
+  for (let waited = 0; !existsSync(file); waited += 200) {
+    if (waited >= (o.kubeconfigWaitMs ?? 60_000)) {
+      throw new AmbientError(
+        "LOCAL_NO_KUBECONFIG",
+        `${file} did not appear; is the API server running?`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  kc.loadFromFile(file);
   const proxy = o.proxy !== false;
   const kubelet = new Kubelet({
     cluster: topo.cluster,

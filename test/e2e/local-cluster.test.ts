@@ -454,6 +454,43 @@ describe("local cluster (apiserver + controllers + kubelets + kube-proxy + DNS)"
     }
   });
 
+  it("keeps pods running across an API server restart; controllers and kubelets carry on", async () => {
+    const before = await pods();
+    await stop("apiserver", "SIGTERM");
+    for (const p of before) assert.ok(!goneOrZombie(pidOf(p)), `${p.metadata.name} still running`);
+    start("apiserver", topo.controlPlane.netns, [
+      "apiserver",
+      "--state-dir",
+      stateDir,
+      "--config-dir",
+      configDir,
+    ]);
+    await eventually(
+      "the API server back",
+      async () => ((await api("GET", "/readyz")).status === 200 ? true : undefined),
+      30_000,
+    );
+    const uids = (ps: Pod[]) => ps.map((p) => p.metadata.uid).sort();
+    const again = await pods();
+    assert.deepEqual(uids(again), uids(before), "the same pods, from the state directory");
+    // A pod deleted now is replaced and started: controllers and kubelets resumed their watches.
+    const victim = again.find((p) => p.metadata.labels.app === "ratings")!;
+    assert.equal(
+      (await api("DELETE", `/api/v1/namespaces/bookinfo/pods/${victim.metadata.name}`)).status,
+      200,
+    );
+    await eventually(
+      "ratings replaced",
+      async () => {
+        const ps = (await pods("bookinfo")).filter((p) => p.metadata.labels.app === "ratings");
+        return ps.length === 1 && ps[0]!.metadata.name !== victim.metadata.name && ready(ps[0]!)
+          ? true
+          : undefined;
+      },
+      60_000,
+    );
+  });
+
   it("stops everything with nothing left: processes, namespaces, rules", async () => {
     const all = await pods();
     const pids = all.map((p) => pidOf(p));

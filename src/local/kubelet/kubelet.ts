@@ -49,6 +49,8 @@ export interface KubeletOptions {
   readonly log: Logger;
   /** Also watch these kinds in the shared store (kube-proxy needs Services and EndpointSlices). */
   readonly extraKinds?: readonly ("Service" | "EndpointSlice")[];
+  /** Tries to register the Node before giving up (the API server may be starting); default 60. */
+  readonly registerAttempts?: number;
   /** Skip the check that this process runs in the node's network namespace (tests). */
   readonly skipNetnsCheck?: boolean;
 }
@@ -123,7 +125,21 @@ export class Kubelet {
         if (!r.ok) throw new Error(r.reason.message);
       },
     };
-    await this.#registerNode(node.podCidr, true);
+    // The API server may still be starting: keep trying (the store retries on its own after).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#registerNode(node.podCidr, true);
+        break;
+      } catch (err) {
+        if (this.#closed || attempt >= (o.registerAttempts ?? 60)) throw err;
+        if (attempt % 5 === 1) {
+          this.#log.warn("cannot register the node yet; retrying", {
+            error: err instanceof Error ? err.message : String(err),
+          });
+        }
+        await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
+      }
+    }
     await this.store.start();
     await this.#adoptOrClean();
     this.#unsubscribe = this.store.subscribe(() => this.#schedule(), { kinds: ["Pod"] });
