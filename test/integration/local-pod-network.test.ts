@@ -44,10 +44,8 @@ describe("local pod network (per pod, concurrent processes)", () => {
         ),
       ),
     );
-    const ips: Record<string, string> = Object.assign(
-      {},
-      ...outs.map((o) => JSON.parse(o.stdout) as Record<string, string>),
-    );
+    const ips: Record<string, string> = {};
+    for (const o of outs) Object.assign(ips, JSON.parse(o.stdout) as Record<string, string>);
     assert.equal(Object.keys(ips).length, 12);
     assert.equal(new Set(Object.values(ips)).size, 12, `unique addresses: ${JSON.stringify(ips)}`);
     const { state } = await readState(stateDir);
