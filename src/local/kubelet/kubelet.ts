@@ -399,15 +399,19 @@ export class Kubelet {
  */
 function checkNetns(netns: string): void {
   const mnt = statSync("/proc/self/ns/mnt");
-  // Unreadable in some containers: then this cannot be checked.
-  const hostMnt = (() => {
-    try {
-      return statSync("/proc/1/ns/mnt");
-    } catch {
-      return undefined;
+  // init's (unreadable in some containers), else the parent's: whoever started us runs in the
+  // mount namespace everyone shares, and `ip netns exec` is the one step that leaves it.
+  const shared = (() => {
+    for (const pid of [1, process.ppid]) {
+      try {
+        return statSync(`/proc/${pid}/ns/mnt`);
+      } catch {
+        // try the next
+      }
     }
+    return undefined;
   })();
-  if (hostMnt !== undefined && mnt.ino !== hostMnt.ino) {
+  if (shared !== undefined && mnt.ino !== shared.ino) {
     throw new AmbientError(
       "KUBELET_WRONG_MOUNT_NAMESPACE",
       `the kubelet runs in a mount namespace of its own (was it started with "ip netns exec"?); pod namespaces it creates would be invisible to everyone else. Start it with "nsenter --net=/run/netns/${netns} ..."`,
