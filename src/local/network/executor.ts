@@ -136,7 +136,10 @@ async function observeNetns(
 }
 
 /** Observes the namespaces the plan names (at most 8 at a time). */
-async function observe(ops: readonly NetOp[], timeoutMs: number | undefined): Promise<Observation> {
+export async function observe(
+  ops: readonly NetOp[],
+  timeoutMs: number | undefined,
+): Promise<Observation> {
   const existing = new Set(await listNetns(timeoutMs));
   const wanted = [...new Set(ops.map((o) => o.netns))].filter((n) => existing.has(n));
   const result = new Map<string, ObservedNetns>();
@@ -166,7 +169,8 @@ async function ipBatch(netns: string | undefined, lines: readonly string[], time
   }
 }
 
-async function execute(ops: readonly NetOp[], opts: NetworkOptions): Promise<void> {
+/** Runs operations phase by phase, batched per namespace. */
+export async function execute(ops: readonly NetOp[], opts: NetworkOptions): Promise<void> {
   for (const phase of PHASES) {
     const batch = ops.filter((o) => phase.includes(o.kind));
     if (batch.length === 0) continue;

@@ -57,3 +57,4 @@ export {
   type UpResult,
 } from "./executor.ts";
 export { readState, type NetworkState } from "./state.ts";
+export { currentSpec, podNetworkDown, podNetworkUp } from "./pod.ts";

@@ -3,7 +3,7 @@
  * may have created, written before we create anything (so a crash leaves a complete list behind),
  * and a lock so two `up`/`down` runs cannot interleave.
  */
-import { mkdir, open, readFile, readdir, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { AmbientError, errnoCode } from "../../lib/errors.ts";
 import type { IpamState } from "./ipam.ts";
@@ -107,6 +107,17 @@ export async function lock(stateDir: string): Promise<() => Promise<void>> {
           "NETWORK_LOCKED",
           `${stateDir} is in use by process ${holder} (another "up" or "down" of this cluster); wait for it or stop it`,
         );
+      }
+      // No pid yet: the holder created the file and has not written it (a moment ago), so it
+      // is held; only an old empty file is a crash's leftover.
+      if (!(Number.isInteger(holder) && holder > 0)) {
+        const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0);
+        if (age < 5000) {
+          throw new AmbientError(
+            "NETWORK_LOCKED",
+            `${stateDir} is being locked by another process`,
+          );
+        }
       }
       await rm(path, { force: true });
     }
