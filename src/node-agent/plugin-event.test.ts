@@ -34,6 +34,21 @@ describe("plugin events", () => {
     });
   });
 
+  it("parses current istio-cni's ADD body, with Netns at the top level", () => {
+    const r = parseAddEvent(
+      JSON.stringify({
+        Netns: "/run/netns/amb-k1-apps-web-0",
+        PodName: "web-0",
+        PodNamespace: "apps",
+        IPs: [{ Address: { IP: "198.19.1.7", Mask: "/////w==" }, Gateway: "198.19.1.1" }],
+      }),
+    );
+    assert.ok(r.ok, r.ok ? "" : r.reason);
+    assert.equal(r.value.netns, "/run/netns/amb-k1-apps-web-0");
+    assert.deepEqual(r.value.ips, ["198.19.1.7"]);
+    assert.equal(r.value.podUid, undefined);
+  });
+
   it("takes name and namespace from the CNI args, IPs as strings, no IPs at all", () => {
     const r = parseAddEvent(
       JSON.stringify({

@@ -1,9 +1,10 @@
 /**
  * The pod events the CNI plugin (locally: the runtime, when it creates or removes a pod sandbox)
  * posts to the agent, as istio-cni's `pluginevent` endpoint takes them: JSON of Go's
- * `CNIPluginAddEvent` — the CNI `skel.CmdArgs` of the ADD (`ContainerID`, `Netns`, `IfName`,
- * `Args`, ...), the pod's name and namespace, and the IPs the CNI chain assigned (`net.IPNet`
- * marshals as `{"IP": "198.18.0.5", "Mask": "////AA=="}`). istio-cni has no DEL event (its
+ * `CNIPluginAddEvent` — `Netns`, the pod's name and namespace, and the IPs the CNI chain assigned
+ * (`net.IPNet` marshals as `{"IP": "198.18.0.5", "Mask": "////AA=="}`). Older istio-cni sent the
+ * whole CNI `skel.CmdArgs` as `CmdAddEvent` (`ContainerID`, `Netns`, `Args`, ...) instead of the
+ * top-level `Netns`; both are accepted. istio-cni has no DEL event (its
  * plugin ignores DEL; pod deletes come from the watch); `/cmddel` is ours, same shape.
  *
  * Parsing is pure and tolerant of what Go would also accept (absent fields, extra fields), and
@@ -99,9 +100,9 @@ export function parseAddEvent(text: string): Result<PluginAddEvent, string> {
   const cmd = obj(body.value["CmdAddEvent"]) ?? {};
   const who = podIdentity(body.value, cmd);
   const problems: string[] = who.ok ? [] : [who.reason];
-  const netns = str(cmd["Netns"]);
-  if (netns === "") problems.push("CmdAddEvent.Netns is missing");
-  else if (!netns.startsWith("/")) problems.push(`CmdAddEvent.Netns "${netns}" is not a path`);
+  const netns = str(body.value["Netns"]) || str(cmd["Netns"]);
+  if (netns === "") problems.push("Netns is missing (nor CmdAddEvent.Netns)");
+  else if (!netns.startsWith("/")) problems.push(`Netns "${netns}" is not a path`);
   const rawIps = body.value["IPs"];
   const ips: string[] = [];
   if (rawIps !== undefined && rawIps !== null) {

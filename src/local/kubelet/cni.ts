@@ -33,15 +33,63 @@ export const noopCni: CniHook = Object.freeze({
   del: () => Promise.resolve(),
 });
 
+/** CNI_ARGS as kubelet passes them to CNI plugins. */
+function cniArgs(ev: CniPodEvent): string {
+  return `K8S_POD_NAMESPACE=${ev.namespace};K8S_POD_NAME=${ev.name};K8S_POD_UID=${ev.uid}`;
+}
+
 /**
  * istio-cni's plugin event: `POST /cmdadd` on the node agent's unix socket with
  * `{Netns, PodName, PodNamespace, IPs: [{Address: {IP, Mask}, Gateway}]}` (Go's JSON of net.IPNet:
- * the mask as base64 bytes). Any answer but 2xx, or no answer in time, is a failure.
+ * the mask as base64 bytes), plus the CNI args older istio-cni read (`CmdAddEvent`, which carries
+ * the pod uid). `del` posts the agent's `/cmddel`. Any answer but 2xx, or no answer in time, is a
+ * failure.
  */
 export function pluginEventHook(socketPath: string, opts: { timeoutMs?: number } = {}): CniHook {
+  const post = (path: string, ev: CniPodEvent, payload: Record<string, unknown>): Promise<void> => {
+    const body = JSON.stringify(payload);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          socketPath,
+          path,
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(body),
+          },
+          timeout: opts.timeoutMs ?? 10_000,
+        },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => (text += c));
+          res.on("end", () => {
+            const code = res.statusCode ?? 0;
+            if (code >= 200 && code < 300) resolve();
+            else
+              reject(
+                new Error(
+                  `CNI plugin event ${path} for ${ev.namespace}/${ev.name} answered ${code}: ${text.trim()}`,
+                ),
+              );
+          });
+        },
+      );
+      req.on("timeout", () =>
+        req.destroy(new Error(`CNI plugin event socket ${socketPath} did not answer in time`)),
+      );
+      req.on("error", (err) =>
+        reject(
+          new Error(`cannot reach the node agent at ${socketPath}: ${err.message}; is it running?`),
+        ),
+      );
+      req.end(body);
+    });
+  };
   return {
-    add(ev) {
-      const body = JSON.stringify({
+    add: (ev) =>
+      post("/cmdadd", ev, {
         Netns: ev.netnsPath,
         PodName: ev.name,
         PodNamespace: ev.namespace,
@@ -51,47 +99,13 @@ export function pluginEventHook(socketPath: string, opts: { timeoutMs?: number }
             Gateway: ev.gateway,
           },
         ],
-      });
-      return new Promise((resolve, reject) => {
-        const req = request(
-          {
-            socketPath,
-            path: "/cmdadd",
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              "content-length": Buffer.byteLength(body),
-            },
-            timeout: opts.timeoutMs ?? 10_000,
-          },
-          (res) => {
-            let text = "";
-            res.setEncoding("utf8");
-            res.on("data", (c: string) => (text += c));
-            res.on("end", () => {
-              const code = res.statusCode ?? 0;
-              if (code >= 200 && code < 300) resolve();
-              else
-                reject(
-                  new Error(
-                    `CNI plugin event for ${ev.namespace}/${ev.name} answered ${code}: ${text.trim()}`,
-                  ),
-                );
-            });
-          },
-        );
-        req.on("timeout", () =>
-          req.destroy(new Error(`CNI plugin event socket ${socketPath} did not answer in time`)),
-        );
-        req.on("error", (err) =>
-          reject(
-            new Error(
-              `cannot reach the node agent at ${socketPath}: ${err.message}; is it running?`,
-            ),
-          ),
-        );
-        req.end(body);
-      });
-    },
+        CmdAddEvent: { ContainerID: ev.uid, Netns: ev.netnsPath, Args: cniArgs(ev) },
+      }),
+    del: (ev) =>
+      post("/cmddel", ev, {
+        PodName: ev.name,
+        PodNamespace: ev.namespace,
+        CmdDelEvent: { ContainerID: ev.uid, Args: cniArgs(ev) },
+      }),
   };
 }
