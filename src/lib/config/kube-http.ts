@@ -70,8 +70,11 @@ export class KubeHttp {
     const { url, opts: ro } = await this.#options(method, path, opts.query ?? {});
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     if (payload !== undefined) {
-      (ro.headers as Record<string, string>)["content-type"] =
-        opts.contentType ?? "application/json";
+      const headers = ro.headers as Record<string, string>;
+      headers["content-type"] = opts.contentType ?? "application/json";
+      // Node frames DELETE (and GET) bodies only with an explicit length: without it the body
+      // would reach the server as the start of a second request.
+      headers["content-length"] = String(Buffer.byteLength(payload));
     }
     if (opts.signal) ro.signal = opts.signal;
     return new Promise((resolve, reject) => {
