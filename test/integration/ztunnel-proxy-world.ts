@@ -7,8 +7,13 @@
  *   C      amb-zp-<pid>-c   198.19.173.2  server-c  (sa server-c), enrolled, endpoint of echo
  *   D      amb-zp-<pid>-d   198.19.174.2  a client outside the mesh
  *   E      amb-zp-<pid>-e   198.19.175.2  a server outside the mesh
+ *   W      amb-zp-<pid>-w   198.19.177.2  waypoint-w (sa waypoint), enrolled, application tunnel
+ *                                        PROXY on 15088 (a "sandwich" waypoint's inbound)
+ *   G      amb-zp-<pid>-g   198.19.176.2  an east-west gateway of network "net2" (HboneServers of
+ *                                        this test: the gateway, and behind it the remote ztunnel)
  *
- * Service echo.zp.svc.cluster.local, VIP 198.19.180.10:80 -> 8080 on B and C. The enrolled pods
+ * Service echo.zp.svc.cluster.local, VIP 198.19.180.10:80 -> 8080 on B and C; service
+ * remote.zp.svc.cluster.local, VIP 198.19.180.20:80, whose only endpoint is on network net2. The enrolled pods
  * get Istio's in-pod redirection rules (src/node-agent/rules); their proxies run in this process
  * (startInpodProxy) with a ProxyState from a local-config fixture, certificates from the test
  * PKI, one Prometheus registry and JSON log lines in memory. Apps are Node servers in this
@@ -22,7 +27,9 @@ import { createServer as createHttpServer, type Server as HttpServer } from "nod
 import { Server, Socket } from "node:net";
 import { promisify } from "node:util";
 import { Registry } from "prom-client";
+import { HboneServer } from "../../src/lib/hbone/index.ts";
 import {
+  formatIdentity,
   identityKey,
   parseIdentity,
   type Identity,
@@ -57,7 +64,7 @@ export const VIP = "198.19.180.10";
 export const SERVICE_HOST = "echo.zp.svc.cluster.local";
 
 export interface PodSpec {
-  readonly key: "a" | "b" | "c" | "d" | "e";
+  readonly key: "a" | "b" | "c" | "d" | "e" | "w" | "g";
   readonly ip: string;
   readonly gateway: string;
   readonly enrolled: boolean;
@@ -69,6 +76,8 @@ export const PODS: readonly PodSpec[] = [
   { key: "c", ip: "198.19.173.2", gateway: "198.19.173.1", enrolled: true },
   { key: "d", ip: "198.19.174.2", gateway: "198.19.174.1", enrolled: false },
   { key: "e", ip: "198.19.175.2", gateway: "198.19.175.1", enrolled: false },
+  { key: "w", ip: "198.19.177.2", gateway: "198.19.177.1", enrolled: true },
+  { key: "g", ip: "198.19.176.2", gateway: "198.19.176.1", enrolled: false },
 ];
 
 export const IP = {
@@ -77,12 +86,20 @@ export const IP = {
   c: "198.19.173.2",
   d: "198.19.174.2",
   e: "198.19.175.2",
+  w: "198.19.177.2",
+  g: "198.19.176.2",
 } as const;
+
+export const REMOTE_VIP = "198.19.180.20";
+export const REMOTE_HOST = "remote.zp.svc.cluster.local";
 
 export const ID = {
   a: "spiffe://cluster.local/ns/zp/sa/client",
   b: "spiffe://cluster.local/ns/zp/sa/server-b",
   c: "spiffe://cluster.local/ns/zp/sa/server-c",
+  w: "spiffe://cluster.local/ns/zp/sa/waypoint",
+  gateway: "spiffe://cluster.local/ns/istio-system/sa/eastwest",
+  remote: "spiffe://cluster.local/ns/zp/sa/remote",
 } as const;
 
 /** Policies B's workload refers to; each takes effect when a test adds it. */
@@ -118,12 +135,42 @@ workloads:${workloadYaml("a", "client-a", "client", IP.a, "")}${workloadYaml(
   `  services: {zp/${SERVICE_HOST}: {80: 8080}}
   authorizationPolicies: [${B_POLICIES.join(", ")}]`,
 )}${workloadYaml("c", "server-c", "server-c", IP.c, `  services: {zp/${SERVICE_HOST}: {80: 8080}}`)}
+- uid: Kubernetes//Pod/zp/waypoint-w
+  name: waypoint-w
+  namespace: zp
+  serviceAccount: waypoint
+  workloadIps: [${IP.w}]
+  protocol: HBONE
+  node: ${NODE_NAME}
+  workloadName: waypoint
+  applicationTunnel: {protocol: PROXY, port: 15088}
+- uid: net2//Pod/istio-system/eastwest
+  name: eastwest
+  namespace: istio-system
+  serviceAccount: eastwest
+  network: net2
+  workloadIps: [${IP.g}]
+  protocol: HBONE
+- uid: net2//Pod/zp/remote
+  name: remote
+  namespace: zp
+  serviceAccount: remote
+  network: net2
+  protocol: HBONE
+  networkGateway: {destination: net2/${IP.g}, hboneMtlsPort: 15008}
+  services: {zp/${REMOTE_HOST}: {80: 8080}}
 services:
 - name: echo
   namespace: zp
   hostname: ${SERVICE_HOST}
   vips: [/${VIP}]
   ports: {80: 8080}
+- name: remote
+  namespace: zp
+  hostname: ${REMOTE_HOST}
+  vips: [/${REMOTE_VIP}]
+  ports: {80: 8080}
+  subjectAltNames: [${ID.remote}]
 `;
 
 /** Certificates from the test PKI, issued on first use and kept; `rotate` issues a new one. */
@@ -222,6 +269,23 @@ export function expectedSha256(bytes: number): string {
   return h.digest("hex");
 }
 
+export type Enrolled = "a" | "b" | "c" | "w";
+
+/** What the east-west gateway and the remote ztunnel behind it saw of each CONNECT. */
+export interface GatewaySeen {
+  readonly hop: "gateway" | "remote";
+  readonly authority: string;
+  readonly peerIdentity: string;
+  readonly forwardedNetwork: string | undefined;
+}
+
+/** A parsed PROXY v2 header, as the application-tunnel app received it. */
+export interface ProxyHeaderSeen {
+  readonly src: string;
+  readonly dst: string;
+  readonly identity: string | undefined;
+}
+
 export class World {
   readonly prefix = `amb-zp-${process.pid}`;
   readonly registry = new Registry();
@@ -233,6 +297,8 @@ export class World {
   });
   readonly state = new ProxyState({ localNode: NODE_NAME });
   readonly appConnections: AppConnection[] = [];
+  readonly gatewaySeen: GatewaySeen[] = [];
+  readonly #hboneServers: HboneServer[] = [];
   certificates!: TestCertificates;
   readonly proxies = new Map<string, WorkloadProxy>();
   readonly #netns = new Map<string, number>();
@@ -312,16 +378,19 @@ export class World {
       await this.echoApp(key, 7000);
     }
     await this.httpApp("e", 8080, "external");
-    for (const key of ["a", "b", "c"] as const) await this.startProxy(key);
+    await this.proxyProtocolApp("w", 15088);
+    await this.startGateway();
+    for (const key of ["a", "b", "c", "w"] as const) await this.startProxy(key);
   }
 
-  workloadInfo(key: "a" | "b" | "c") {
+  workloadInfo(key: Enrolled) {
+    if (key === "w") return { name: "waypoint-w", namespace: "zp", serviceAccount: "waypoint" };
     const sa = key === "a" ? "client" : `server-${key}`;
     const name = key === "a" ? "client-a" : `server-${key}`;
     return { name, namespace: "zp", serviceAccount: sa };
   }
 
-  async startProxy(key: "a" | "b" | "c"): Promise<WorkloadProxy> {
+  async startProxy(key: Enrolled): Promise<WorkloadProxy> {
     const proxy = await startInpodProxy(
       this.inputs(),
       { uid: `uid-${key}`, workloadInfo: this.workloadInfo(key), netnsFd: this.netnsFd(key) },
@@ -331,20 +400,20 @@ export class World {
     return proxy;
   }
 
-  proxy(key: "a" | "b" | "c"): WorkloadProxy {
+  proxy(key: Enrolled): WorkloadProxy {
     const p = this.proxies.get(key);
     if (p === undefined) throw new Error(`no proxy for ${key}`);
     return p;
   }
 
   /** A listening TCP socket inside pod `key` (no mark: it is the app's). */
-  #listenFd(key: string, port: number): number {
+  #listenFd(key: string, port: number, address = "0.0.0.0"): number {
     return createNetnsSocket({
       netns: this.netnsFd(key),
       protocol: "tcp",
       family: 4,
       reuseAddr: true,
-      bind: { address: "0.0.0.0", port },
+      bind: { address, port },
       listen: { backlog: 511 },
     }).fd;
   }
@@ -411,6 +480,79 @@ export class World {
     });
     await new Promise<void>((resolve) => server.listen({ fd: this.#listenFd(key, port) }, resolve));
     this.#servers.push(server);
+  }
+
+  /**
+   * The application behind a PROXY application tunnel: reads the PROXY v2 header, answers with
+   * what it says as JSON, then echoes the rest.
+   */
+  async proxyProtocolApp(key: string, port: number): Promise<void> {
+    const server = new Server({ allowHalfOpen: true }, (s) => {
+      s.on("error", () => {});
+      let buf = Buffer.alloc(0);
+      const onData = (chunk: Buffer): void => {
+        buf = Buffer.concat([buf, chunk]);
+        if (buf.length < 16) return;
+        const len = 16 + buf.readUInt16BE(14);
+        if (buf.length < len) return;
+        s.off("data", onData);
+        s.write(JSON.stringify(parseProxyV2(buf.subarray(0, len))) + "\n");
+        s.end();
+      };
+      s.on("data", onData);
+    });
+    await new Promise<void>((resolve) => server.listen({ fd: this.#listenFd(key, port) }, resolve));
+    this.#servers.push(server);
+  }
+
+  /**
+   * The east-west gateway in G: an HBONE server (gateway identity) that forwards each CONNECT's
+   * bytes, opaque, to a second HBONE server standing for the remote network's ztunnel (identity
+   * of the remote workload), which delivers to E's app.
+   */
+  async startGateway(): Promise<void> {
+    const g = this.netnsFd("g");
+    const cert = async (id: string) => {
+      const parsed = parseIdentity(id);
+      if (!parsed.ok) throw new Error(parsed.reason);
+      return this.certificates.certificate(parsed.value);
+    };
+    const dialG = (ip: string, port: number): Socket => {
+      const { fd } = createNetnsSocket({ netns: g, protocol: "tcp", family: 4 });
+      return new Socket({ fd }).connect(port, ip);
+    };
+    const connected = (s: Socket): Promise<Socket> =>
+      new Promise((resolve, reject) => {
+        s.once("connect", () => resolve(s));
+        s.once("error", reject);
+      });
+    const remote = new HboneServer({
+      certificate: await cert(ID.remote),
+      hook: async (req) => {
+        this.gatewaySeen.push({
+          hop: "remote",
+          authority: req.rawAuthority,
+          peerIdentity: formatIdentity(req.peerIdentity),
+          forwardedNetwork: req.forwardedNetwork,
+        });
+        return { kind: "accept", upstream: await connected(dialG(IP.e, 8080)) };
+      },
+    });
+    const gateway = new HboneServer({
+      certificate: await cert(ID.gateway),
+      hook: async (req) => {
+        this.gatewaySeen.push({
+          hop: "gateway",
+          authority: req.rawAuthority,
+          peerIdentity: formatIdentity(req.peerIdentity),
+          forwardedNetwork: req.forwardedNetwork,
+        });
+        return { kind: "accept", upstream: await connected(dialG("127.0.0.1", 25008)) };
+      },
+    });
+    await remote.listen({ fd: this.#listenFd("g", 25008, "127.0.0.1") });
+    await gateway.listen({ fd: this.#listenFd("g", 15008) });
+    this.#hboneServers.push(remote, gateway);
   }
 
   /** A TCP connection made by an app inside pod `key` (unmarked, so the pod's rules capture it). */
@@ -485,6 +627,7 @@ export class World {
   async close(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
     await Promise.all([...this.proxies.values()].map((p) => p.stop("immediate")));
+    await Promise.all(this.#hboneServers.map((h) => h.close()));
     for (const s of this.#servers) {
       if ("closeAllConnections" in s) s.closeAllConnections();
       s.close();
@@ -494,6 +637,25 @@ export class World {
       await sh("ip", ["netns", "del", ns]).catch(() => "");
     }
   }
+}
+
+/** Reads a PROXY v2 header (TCP over IPv4 only, as these tests send). */
+export function parseProxyV2(h: Buffer): ProxyHeaderSeen & { command: number; family: number } {
+  const ip = (o: number) => `${h[o]}.${h[o + 1]}.${h[o + 2]}.${h[o + 3]}`;
+  let identity: string | undefined;
+  for (let o = 28; o + 3 <= h.length;) {
+    const type = h[o]!;
+    const len = h.readUInt16BE(o + 1);
+    if (type === 0xd0) identity = h.subarray(o + 3, o + 3 + len).toString();
+    o += 3 + len;
+  }
+  return {
+    command: h[12]!,
+    family: h[13]!,
+    src: `${ip(16)}:${h.readUInt16BE(24)}`,
+    dst: `${ip(20)}:${h.readUInt16BE(26)}`,
+    identity,
+  };
 }
 
 /** Open fds of this process. */

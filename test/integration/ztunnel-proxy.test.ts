@@ -15,9 +15,12 @@ import { createNetnsSocket } from "../../src/lib/net/index.ts";
 import {
   ID,
   IP,
+  REMOTE_HOST,
+  REMOTE_VIP,
   SERVICE_HOST,
   VIP,
   World,
+  parseProxyV2,
   expectedSha256,
   openFds,
   waitFor,
@@ -467,6 +470,48 @@ describe("ztunnel proxy: in-pod data path", { concurrency: false }, () => {
         })) ===
         before + 1,
     );
+  });
+
+  it("delivers to a PROXY application tunnel from loopback, with a PROXY v2 header naming the client", async () => {
+    // The app answers with raw JSON, not HTTP.
+    const r = await w.curl("a", ["--http0.9", `http://${IP.w}:8080/`]);
+    assert.equal(r.code, 0, r.stderr);
+    const seen = JSON.parse(r.stdout) as ReturnType<typeof parseProxyV2>;
+    assert.equal(seen.command, 0x21, "v2 PROXY");
+    assert.equal(seen.family, 0x11, "TCP over IPv4");
+    assert.match(
+      seen.src,
+      new RegExp(`^${IP.a.replaceAll(".", "\\.")}:\\d+$`),
+      "the original client",
+    );
+    assert.equal(seen.dst, `${IP.w}:8080`, "the HBONE target");
+    assert.equal(seen.identity, ID.a, "TLV 0xD0 carries the client's SPIFFE identity");
+  });
+
+  it("crosses networks with double HBONE through the east-west gateway", async () => {
+    w.gatewaySeen.length = 0;
+    const mark = w.sink.lines.length;
+    const r = await w.curl("a", [`http://${REMOTE_VIP}/`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^external peer=/);
+    assert.deepEqual(w.gatewaySeen, [
+      {
+        hop: "gateway",
+        authority: `${REMOTE_HOST}:80`,
+        peerIdentity: ID.a,
+        forwardedNetwork: undefined,
+      },
+      { hop: "remote", authority: `${REMOTE_HOST}:80`, peerIdentity: ID.a, forwardedNetwork: "" },
+    ]);
+    const [out] = await waitLogs(
+      mark,
+      "outbound completion",
+      (l) => completes([l], "outbound", `${REMOTE_HOST}:80`).length === 1,
+    );
+    assert.equal(out!.level, "info");
+    assert.equal(out!["dst.addr"], `${IP.g}:15008`);
+    assert.equal(out!["dst.service"], REMOTE_HOST);
+    assert.deepEqual(w.proxy("a").connections().outbound, []);
   });
 
   it("SOCKS5 from A reaches the service (by name and by VIP)", async () => {
