@@ -12,6 +12,7 @@ import { Socket } from "node:net";
 import * as dnsPacket from "dns-packet";
 import { parseIdentity, tlsCredentials } from "../../src/lib/identity/index.ts";
 import { createNetnsSocket } from "../../src/lib/net/index.ts";
+import type { parseProxyV2 } from "./ztunnel-proxy-world.ts";
 import {
   ID,
   IP,
@@ -20,7 +21,6 @@ import {
   SERVICE_HOST,
   VIP,
   World,
-  parseProxyV2,
   expectedSha256,
   openFds,
   waitFor,
