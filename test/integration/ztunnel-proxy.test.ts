@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { connect as tlsConnect } from "node:tls";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Socket } from "node:net";
 import * as dnsPacket from "dns-packet";
@@ -695,5 +697,58 @@ describe("ztunnel proxy: in-pod data path", { concurrency: false }, () => {
     await w.startProxy("b");
     const r = await w.curl("a", [`http://${IP.b}:8080/`]);
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  it("dedicated mode: a ztunnel inside the pod's own namespace serves it the same way", async () => {
+    await w.proxy("a").stop("immediate");
+    w.proxies.delete("a");
+    const idA = parseIdentity(ID.a);
+    assert.ok(idA.ok);
+    const cert = await w.certificates.certificate(idA.value);
+    const child = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        w.ns("a"),
+        process.execPath,
+        join(import.meta.dirname, "ztunnel-proxy-dedicated-child.ts"),
+      ],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
+    child.stdin.end(
+      JSON.stringify({
+        cert: {
+          ...cert,
+          notBefore: cert.notBefore.toISOString(),
+          notAfter: cert.notAfter.toISOString(),
+        },
+        info: w.workloadInfo("a"),
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    try {
+      await waitFor("dedicated proxy ready", () => out.includes("ready\n"), 15_000);
+      const mark = w.sink.lines.length;
+      const r = await w.curl("a", [`http://${IP.b}:8080/`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^server-b peer=/);
+      const [inb] = await waitLogs(
+        mark,
+        "B's inbound completion",
+        (l) => completes([l], "inbound", `${IP.b}:8080`).length === 1,
+      );
+      assert.equal(inb!["src.identity"], ID.a);
+      await waitFor(
+        "the dedicated proxy's own access log",
+        () =>
+          out.includes('"message":"connection complete"') && out.includes('"direction":"outbound"'),
+      );
+    } finally {
+      child.kill("SIGTERM");
+      assert.equal(await exited, 0, "stops gracefully on SIGTERM");
+    }
   });
 });
