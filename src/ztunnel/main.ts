@@ -5,11 +5,15 @@
 import { AmbientError } from "../lib/errors.ts";
 import { ZtunnelApp, type ProxyFactory } from "./app.ts";
 import { loadConfig, type Env } from "./config.ts";
+import { startDedicatedProxy, startInpodProxy } from "./proxy/index.ts";
+
+/** The real data path; tests may pass stand-ins. */
+const dataPath: ProxyFactory = { startInpodProxy, startDedicatedProxy };
 
 export interface RunOptions {
   /** Variables that win over the environment (the CLI's flags). */
   readonly overrides?: Env;
-  /** The data path. */
+  /** The data path (default: the real one from `./proxy`). */
   readonly proxies?: ProxyFactory;
 }
 
@@ -21,10 +25,7 @@ export async function runZtunnel(options: RunOptions = {}): Promise<number> {
       undefined,
       options.overrides !== undefined ? { overrides: options.overrides } : {},
     );
-    app = await ZtunnelApp.start({
-      config,
-      ...(options.proxies !== undefined ? { proxies: options.proxies } : {}),
-    });
+    app = await ZtunnelApp.start({ config, proxies: options.proxies ?? dataPath });
   } catch (err) {
     process.stderr.write(
       `ztunnel: ${err instanceof AmbientError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,

@@ -227,6 +227,7 @@ export function proxyConfig(overrides: Partial<ProxyConfig> = {}): ProxyConfig {
     poolMaxStreamsPerConnection: 100,
     poolUnusedReleaseTimeoutMs: 300_000,
     connectTimeoutMs: 5000,
+    tls12Enabled: false,
     ...overrides,
   });
 }
