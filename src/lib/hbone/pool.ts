@@ -75,6 +75,9 @@ class Waiter {
 
 type Entry = PooledConnection<PooledSession>;
 
+/** How long close() waits for destroyed sessions to report 'close'. */
+const CLOSE_WAIT_MS = 1000;
+
 class PoolLease implements Lease {
   readonly #pool: HbonePool;
   readonly #entry: Entry;
@@ -141,7 +144,11 @@ export class HbonePool {
     const id = poolKeyId(key);
     return new Promise<Lease>((resolve, reject) => {
       const waiter = new Waiter(resolve, reject);
-      const r = this.#state.acquire(id, waiter, Date.now());
+      let r = this.#state.acquire(id, waiter, Date.now());
+      // A session can die without ever emitting 'close' (see #dropDead); never hand one out.
+      while (r.kind === "ready" && this.#dropDead(r.conn)) {
+        r = this.#state.acquire(id, waiter, Date.now());
+      }
       if (r.kind === "ready") {
         resolve(new PoolLease(this, r.conn));
         return;
@@ -207,7 +214,33 @@ export class HbonePool {
   }
 
   #grant(grants: readonly (readonly [Waiter, Entry])[]): void {
-    for (const [w, entry] of grants) w.resolve(new PoolLease(this, entry));
+    for (const [w, entry] of grants) {
+      if (!this.#dropDead(entry)) {
+        w.resolve(new PoolLease(this, entry));
+        continue;
+      }
+      const r = this.#state.acquire(entry.key, w, Date.now());
+      if (r.kind === "ready") this.#grant([[w, r.conn]]);
+      else this.#startConnects(entry.key, r.connects);
+    }
+  }
+
+  /**
+   * If `entry`'s session is destroyed or closing, takes it out of the pool and gives back the
+   * slot just taken on it; returns true. Node's http2 session sometimes never emits 'close' after
+   * its socket died under load (its pending write never completes), and a keepalive timeout only
+   * destroys it; without this check such a session would be handed out forever.
+   */
+  #dropDead(entry: Entry): boolean {
+    const session = entry.conn.session;
+    if (!session.destroyed && !session.closed) return false;
+    this.#log.debug("dropping dead HBONE connection from the pool", { connection: entry.id });
+    const retired = this.#state.retire(entry);
+    const released = this.#state.release(entry, Date.now());
+    if ((retired.close || released.close) && !session.destroyed) session.destroy();
+    this.#live.delete(session);
+    this.#startConnects(entry.key, retired.connects);
+    return true;
   }
 
   /** @internal Called by a lease. */
@@ -250,7 +283,16 @@ export class HbonePool {
       s.destroyed ? Promise.resolve() : new Promise<void>((r) => s.once("close", r)),
     );
     for (const s of sessions) s.destroy();
-    await Promise.all(closed);
+    // A destroyed session whose socket died under a pending write may never emit 'close' (see
+    // #dropDead): do not wait for it forever.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(closed),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, CLOSE_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }
 

@@ -74,7 +74,9 @@ export class Inbound {
     }
     // From here on local is known (the planner refuses an unknown one above).
     const destination = local as Workload;
-    const fromGateway = plan.kind === "accept" && plan.fromGateway;
+    const fromGateway =
+      req.forwardedNetwork !== undefined &&
+      req.forwardedNetwork.toLowerCase() !== cfg.network.toLowerCase();
     const derived: DerivedWorkload = cfg.responseBaggage
       ? { ...derivedFromBaggage(req.baggage), identity: req.peerIdentity }
       : { identity: req.peerIdentity };
