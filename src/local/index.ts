@@ -24,3 +24,4 @@ export {
   type NodeServices,
   type NodeServicesOptions,
 } from "./node-runtime.ts";
+export * from "./supervisor/index.ts";

@@ -1,6 +1,6 @@
 import { LogOutput, parseLevelSpec } from "../../lib/log/index.ts";
-import { startControlPlaneServices } from "../../local/index.ts";
 import type { Command } from "../command.ts";
+import { loadLocal } from "./local-cluster.ts";
 import { parseFlags, parseHostPort } from "./local-flags.ts";
 
 const USAGE = `ambient apiserver --state-dir DIR --config-dir DIR [options]
@@ -78,7 +78,9 @@ export const apiserver: Command = {
     process.once("SIGINT", onSignal);
     let services;
     try {
-      services = await startControlPlaneServices({
+      services = await (
+        await loadLocal()
+      ).startControlPlaneServices({
         stateDir: flags["state-dir"] as string,
         configDir: flags["config-dir"] as string,
         log,

@@ -1,6 +1,6 @@
 import { LogOutput, parseLevelSpec } from "../../lib/log/index.ts";
-import { startNodeServices } from "../../local/index.ts";
 import type { Command } from "../command.ts";
+import { loadLocal } from "./local-cluster.ts";
 import { parseFlags } from "./local-flags.ts";
 
 const USAGE = `ambient kubelet --state-dir DIR --node NAME [options]
@@ -60,7 +60,9 @@ export const kubelet: Command = {
     process.once("SIGHUP", onSignal("leave-pods"));
     let services;
     try {
-      services = await startNodeServices({
+      services = await (
+        await loadLocal()
+      ).startNodeServices({
         stateDir: flags["state-dir"] as string,
         node: flags["node"] as string,
         log,
